@@ -1,0 +1,1 @@
+"""AlexNet on CIFAR-10, tracked by MLflow: ``python -m trainer --help``."""
