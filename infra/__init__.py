@@ -1,0 +1,1 @@
+"""Pulumi program of mlflow-multicloud: one stack per cloud, the same Kubernetes layer on each."""

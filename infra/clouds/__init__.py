@@ -1,0 +1,1 @@
+"""Per-cloud infrastructure behind one interface (see base.py)."""

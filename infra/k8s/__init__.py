@@ -1,0 +1,1 @@
+"""The cloud-agnostic Kubernetes layer: MLflow, the training Job and model serving."""
