@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -30,8 +31,10 @@ for path in (str(ROOT), str(FAKES), str(Path(__file__).resolve().parent)):
 import pulumi  # noqa: E402
 from google.protobuf import json_format  # noqa: E402
 from pulumi.runtime import mocks as pulumi_mocks  # noqa: E402
+from pulumi.runtime import rpc  # noqa: E402
+from pulumi.runtime.proto import resource_pb2  # noqa: E402
 from pulumi.runtime.config import set_all_config  # noqa: E402
-from pulumi.runtime.sync_await import _sync_await  # noqa: E402
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await  # noqa: E402
 
 from infra import config as infra_config  # noqa: E402
 from infra.program import build  # noqa: E402
@@ -126,36 +129,68 @@ def _strings(value: Any, inside_secret: bool, want_secret: bool) -> Iterator[str
         yield value
 
 
+def unwrap(value: Any) -> Any:
+    """``value`` with secret markers removed (plain Python values)."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return unwrap(value.get("value"))
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """MockMonitor that records registrations and applies secret-ness like the engine."""
+    """MockMonitor that records registrations and applies secret-ness like the engine.
+
+    Registrations arrive on several threads at once, so nothing here is shared
+    between calls except the append-only list (guarded by a lock).
+    """
 
     def __init__(self, mocks: "Mocks") -> None:
         super().__init__(mocks)
         self.registrations: list[Registration] = []
+        self._lock = threading.Lock()
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
-            return super().RegisterResource(request)
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        _ensure_event_loop()
         raw = json_format.MessageToDict(request.object)
-        secret_inputs = {k for k, v in raw.items() if isinstance(v, dict) and v.get(SIG_KEY) == SECRET_SIG}
-        self.mocks.secret_output_keys = set(request.additionalSecretOutputs) | secret_inputs
-        response = super().RegisterResource(request)
-        timeouts = request.customTimeouts
-        self.registrations.append(
-            Registration(
-                typ=request.type,
-                name=request.name,
-                urn=response.urn,
-                parent=request.parent,
-                custom=request.custom,
-                provider=request.provider,
-                dependencies=list(request.dependencies),
-                custom_timeouts={"create": timeouts.create, "update": timeouts.update} if timeouts else {},
-                raw_inputs=raw,
-                inputs=self.mocks.last_inputs,
-            )
+        inputs = rpc.deserialize_properties(request.object)
+        args = pulumi_mocks.MockResourceArgs(
+            typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
+            resource_id=request.importId, custom=request.custom or False,
         )
-        return response
+        id_, state = self.mocks.new_resource(args)
+        # The engine marks declared secret outputs, and outputs whose input was secret, as secret.
+        secret_keys = set(request.additionalSecretOutputs) | {k for k, v in raw.items() if _is_secret(v)}
+        for key in secret_keys & set(state):
+            if not _is_secret(state[key]):
+                state[key] = {SIG_KEY: SECRET_SIG, "value": state[key]}
+        obj_proto = _sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        timeouts = request.customTimeouts
+        registration = Registration(
+            typ=request.type,
+            name=request.name,
+            urn=urn,
+            parent=request.parent,
+            custom=request.custom,
+            provider=request.provider,
+            dependencies=list(request.dependencies),
+            custom_timeouts={"create": timeouts.create, "update": timeouts.update} if timeouts else {},
+            raw_inputs=raw,
+            inputs=unwrap(raw),
+        )
+        with self._lock:
+            self.registrations.append(registration)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj_proto)
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -163,8 +198,6 @@ class Mocks(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self.generated_secrets: set[str] = set()
-        self.secret_output_keys: set[str] = set()
-        self.last_inputs: dict[str, Any] = {}
         self.calls: list[pulumi_mocks.MockCallArgs] = []
 
     def secret(self, value: str) -> str:
@@ -173,13 +206,10 @@ class Mocks(pulumi.runtime.Mocks):
         return value
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
-        self.last_inputs = dict(args.inputs)
         state = dict(args.inputs)
         extra = COMPUTED.get(args.typ)
         if extra:
-            state.update(extra(self, args.name, args.inputs))
-        for key in self.secret_output_keys & set(state):
-            state[key] = {SIG_KEY: SECRET_SIG, "value": state[key]}
+            state.update(extra(self, args.name, unwrap(args.inputs)))
         return f"{args.name}-id", state
 
     def call(self, args: pulumi_mocks.MockCallArgs):
