@@ -108,6 +108,11 @@ class Registration:
         yield from _strings(self.raw_inputs, inside_secret=False, want_secret=True)
 
     @property
+    def resource_id(self) -> str:
+        """The id the mocks gave this resource (what other resources receive as ``.id``)."""
+        return f"{self.name}-id"
+
+    @property
     def is_kubernetes_object(self) -> bool:
         """A Kubernetes API object (not the provider)."""
         return self.typ.startswith("kubernetes:") and self.custom

@@ -232,11 +232,11 @@ def access_violations(run: ProgramRun) -> list[str]:
         for key in keys:
             if key.inputs.get("role") not in ("Writer", "Object Writer"):
                 problems.append(f"HMAC key role {key.inputs.get('role')}")
-            owner = [i for i in instances if key.inputs.get("resourceInstanceId", "").endswith(i.name)]
+            owner = [i for i in instances if key.inputs.get("resourceInstanceId") == i.resource_id]
             if len(owner) != 1:
                 problems.append("HMAC key is not bound to this stack's COS instance")
                 continue
-            in_instance = [b for b in buckets if b.inputs["resourceInstanceId"].endswith(owner[0].name)]
+            in_instance = [b for b in buckets if b.inputs["resourceInstanceId"] == owner[0].resource_id]
             if len(in_instance) != 1:
                 problems.append(f"the HMAC key's instance holds {len(in_instance)} buckets, not just the artifact bucket")
         if len(keys) != 1:
