@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import kubernetes_validate
 
-from conftest import ProgramRun, Registration
+from conftest import SECRET_SIG, SIG_KEY, ProgramRun, Registration
 from infra import outputs
 from infra.config import node_shape
 
@@ -373,5 +373,16 @@ def normalized_kubernetes_layer(run: ProgramRun) -> dict[tuple[str, str], Any]:
     for r in run.kubernetes_objects():
         if r.typ == "kubernetes:core/v1:Secret" and r.inputs["metadata"]["name"] in CLOUD_SECRETS:
             continue
-        layer[(r.typ, r.name)] = mask(r.inputs)
+        layer[(r.typ, r.name)] = mask(_secrets_as_placeholders(r.raw_inputs))
     return layer
+
+
+def _secrets_as_placeholders(value: Any) -> Any:
+    """Raw inputs with every secret replaced by "<secret>" (generated values differ per stack)."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return "<secret>"
+        return {k: _secrets_as_placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_secrets_as_placeholders(v) for v in value]
+    return value

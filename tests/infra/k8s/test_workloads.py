@@ -1,0 +1,186 @@
+"""The Kubernetes layer: schema-valid, identical across clouds but for documented settings, awaited, no plaintext secrets."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi_kubernetes
+import pytest
+
+import invariants
+from conftest import STACKS, load_stack, run_program
+from infra import outputs
+from infra.k8s import mlflow as mlflow_module
+from infra.k8s.training_job import job_name
+
+
+def test_every_object_validates_against_the_cluster_version_schema(run):
+    assert run.kubernetes_objects(), "no Kubernetes objects registered"
+    assert invariants.schema_violations(run) == []
+
+
+def test_schema_check_fails_on_an_invalid_object(monkeypatch):
+    original = pulumi_kubernetes.apps.v1.Deployment
+
+    def with_typo(name, *args, spec=None, **kwargs):
+        spec = {**spec, "replica": 1}  # not a DeploymentSpec field
+        return original(name, *args, spec=spec, **kwargs)
+
+    monkeypatch.setattr(pulumi_kubernetes.apps.v1, "Deployment", with_typo)
+    problems = invariants.schema_violations(run_program(load_stack("aws")))
+    assert any("replica" in p for p in problems), problems
+
+
+def test_kubernetes_layer_is_identical_across_clouds_but_for_documented_settings(runs):
+    layers = {stack: invariants.normalized_kubernetes_layer(run) for stack, run in runs.items()}
+    assert layers["aws"] == layers["gcp"] == layers["ibm"]
+
+
+def test_identity_check_notices_an_undocumented_difference(monkeypatch, runs):
+    original = mlflow_module.server_env
+
+    def env_with_cloud_branch(settings):
+        extra = [{"name": "MLFLOW_GUNICORN_OPTS", "value": "--timeout 120"}] if settings.cloud == "ibm" else []
+        return original(settings) + extra
+
+    monkeypatch.setattr(mlflow_module, "server_env", env_with_cloud_branch)
+    ibm = invariants.normalized_kubernetes_layer(run_program(load_stack("ibm")))
+    assert ibm != invariants.normalized_kubernetes_layer(runs["aws"])
+
+
+def test_documented_differences_are_really_per_cloud(runs):
+    """The masked settings carry the cloud's own values (the mask hides real differences, not noise)."""
+    def env(run):
+        dep = next(r for r in run.of_type("kubernetes:apps/v1:Deployment") if r.inputs["metadata"]["name"] == "mlflow-server")
+        return {e["name"]: e.get("value") for e in dep.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    aws, gcp, ibm = (env(runs[s]) for s in STACKS)
+    assert aws["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
+    assert gcp["MLFLOW_ARTIFACTS_DESTINATION"].startswith("gs://")
+    assert ibm["MLFLOW_S3_ENDPOINT_URL"].startswith("https://s3.private.")
+    assert "MLFLOW_S3_ENDPOINT_URL" not in aws and "AWS_ACCESS_KEY_ID" not in gcp
+    assert ibm["MLFLOW_DB_PORT"] != "5432" and aws["MLFLOW_DB_PORT"] == gcp["MLFLOW_DB_PORT"] == "5432"
+
+
+def test_no_plaintext_secret_anywhere(run):
+    assert invariants.secret_leaks(run) == []
+
+
+@pytest.mark.parametrize("stack", ["aws", "ibm"])
+def test_secret_check_fails_when_a_password_lands_in_env(monkeypatch, stack):
+    original = mlflow_module.server_env
+
+    def leaky(settings):
+        return original(settings) + [{"name": "MLFLOW_DB_PASSWORD_PLAIN", "value": settings.database.password}]
+
+    monkeypatch.setattr(mlflow_module, "server_env", leaky)
+    problems = invariants.secret_leaks(run_program(load_stack(stack)))
+    assert any("MLFLOW_DB_PASSWORD_PLAIN" in p or "plain text" in p for p in problems), problems
+
+
+def test_secret_check_fails_when_an_output_is_not_secret():
+    from infra.program import build
+
+    def unsealed(cfg):
+        values = build(cfg)
+        values[outputs.MLFLOW_ADMIN_PASSWORD] = values[outputs.MLFLOW_ADMIN_PASSWORD].apply(lambda p: p)
+        return {**values, outputs.MLFLOW_ADMIN_PASSWORD: _unsecret(values[outputs.MLFLOW_ADMIN_PASSWORD])}
+
+    problems = invariants.secret_leaks(run_program(load_stack("gcp"), program=unsealed))
+    assert any(outputs.MLFLOW_ADMIN_PASSWORD in p for p in problems), problems
+
+
+def _unsecret(output):
+    import pulumi
+
+    return pulumi.Output.unsecret(output)
+
+
+def test_rollouts_are_awaited_with_timeouts_and_migration_comes_first(run):
+    assert invariants.await_violations(run) == []
+
+
+def test_await_check_fails_on_skip_await(monkeypatch):
+    original = pulumi_kubernetes.apps.v1.Deployment
+
+    def skipping(name, *args, metadata=None, **kwargs):
+        metadata = {**metadata, "annotations": {"pulumi.com/skipAwait": "true"}}
+        return original(name, *args, metadata=metadata, **kwargs)
+
+    monkeypatch.setattr(pulumi_kubernetes.apps.v1, "Deployment", skipping)
+    assert any("skips await" in p for p in invariants.await_violations(run_program(load_stack("gcp"))))
+
+
+def test_training_job_name_carries_the_run_so_a_new_run_is_a_new_job():
+    first = run_program(load_stack("aws"))
+    second = run_program(load_stack("aws", trainingRun="run-2"))
+
+    def training_jobs(run):
+        return [r for r in run.of_type("kubernetes:batch/v1:Job") if r.inputs["metadata"].get("name", "").startswith("train-")]
+
+    (job1,), (job2,) = training_jobs(first), training_jobs(second)
+    assert job1.inputs["metadata"]["name"] == job_name("run-1") and job2.inputs["metadata"]["name"] == job_name("run-2")
+    assert job1.name != job2.name, "same Pulumi name: a new run would be an in-place update of an immutable Job"
+    env = {e["name"]: e.get("value") for e in job2.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TRAINING_RUN"] == "run-2" and env["CLOUD"] == "aws"
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.mlflow.svc.cluster.local:80"
+    assert job2.inputs["spec"]["backoffLimit"] >= 0 and job2.inputs["spec"]["ttlSecondsAfterFinished"] > 0
+
+
+def test_training_job_fits_a_2_vcpu_node(run):
+    (job,) = [r for r in run.of_type("kubernetes:batch/v1:Job") if r.inputs["metadata"].get("name", "").startswith("train-")]
+    resources = job.inputs["spec"]["template"]["spec"]["containers"][0]["resources"]
+    cpu = resources["requests"]["cpu"]
+    millicores = int(cpu[:-1]) if cpu.endswith("m") else int(float(cpu) * 1000)
+    shape = run.cfg.cluster.node_shape
+    # Kubelet/system reservation leaves < 1.95 CPUs allocatable on 2 vCPUs; memory likewise below the raw size.
+    assert millicores <= shape.vcpus * 1000 - 100
+    assert int(resources["limits"]["memory"].removesuffix("Gi")) < shape.memory_gib
+
+
+def test_mlflow_allows_its_own_service_names_and_serves_behind_a_restricted_load_balancer(run):
+    dep = next(r for r in run.of_type("kubernetes:apps/v1:Deployment") if r.inputs["metadata"]["name"] == "mlflow-server")
+    env = {e["name"]: e.get("value") for e in dep.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    hosts = env["MLFLOW_ALLOWED_HOSTS"].split(",")
+    svc = next(r for r in run.of_type("kubernetes:core/v1:Service") if r.inputs["metadata"]["name"] == "mlflow")
+    name, ns = svc.inputs["metadata"]["name"], svc.inputs["metadata"]["namespace"]
+    assert {name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"} <= set(hosts)
+    assert svc.inputs["spec"]["type"] == "LoadBalancer"
+    assert svc.inputs["spec"]["ports"][0]["port"] == 80 and svc.inputs["spec"]["ports"][0]["targetPort"] == "http"
+    assert svc.inputs["spec"]["loadBalancerSourceRanges"] == list(run.cfg.mlflow.allowed_source_ranges)
+    assert env["MLFLOW_AUTH"] == "true"
+
+
+def test_source_ranges_come_from_config():
+    run = run_program(load_stack("ibm", allowedSourceRanges=["203.0.113.0/24"]))
+    ranges = {tuple(r.inputs["spec"]["loadBalancerSourceRanges"]) for r in run.of_type("kubernetes:core/v1:Service")}
+    assert ranges == {("203.0.113.0/24",)}
+
+
+def test_outputs_are_the_same_keys_on_every_cloud(runs):
+    for stack, run in runs.items():
+        assert tuple(run.outputs) == outputs.ALL, stack
+        assert run.outputs[outputs.CLOUD] == stack
+        assert run.outputs[outputs.NODE_COUNT] == 3
+        assert run.outputs[outputs.NODE_INSTANCE_TYPE] == invariants.nodes(run)[0]
+        assert outputs.SECRET <= run.secret_outputs
+        config = json.loads(run.outputs[outputs.KUBECONFIG])
+        assert config["clusters"][0]["cluster"]["server"].startswith("https://")
+
+
+def test_without_workloads_there_is_no_kubernetes_object_and_the_same_outputs():
+    run = run_program(load_stack("gcp", workloads=False))
+    assert run.kubernetes_objects() == []
+    assert tuple(run.outputs) == outputs.ALL
+
+
+def test_images_default_to_the_stacks_registry_and_config_overrides_them(runs):
+    def images(run):
+        return {c["image"] for r in run.kubernetes_objects() if r.inputs.get("spec", {}).get("template")
+                for c in r.inputs["spec"]["template"]["spec"]["containers"]}
+
+    for run in runs.values():
+        registry = run.outputs[outputs.REGISTRY_URL]
+        assert images(run) == {f"{registry}/{n}:latest" for n in ("mlflow-server", "trainer", "serving")}
+    pinned = run_program(load_stack("aws", trainerImage="ghcr.io/example/trainer:1.0"))
+    assert "ghcr.io/example/trainer:1.0" in images(pinned)
