@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import kubernetes_validate
 
-from conftest import SECRET_SIG, SIG_KEY, ProgramRun, Registration
+from tests.infra.harness import SECRET_SIG, SIG_KEY, ProgramRun, Registration
 from infra import outputs
 from infra.config import node_shape
 

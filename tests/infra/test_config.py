@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import yaml
 
-from conftest import ROOT, STACKS, load_stack, project_defaults, stack_file_values, stack_values
+from tests.infra.harness import ROOT, STACKS, load_stack, project_defaults, stack_file_values, stack_values
 from infra import config
 from infra.config import ConfigError, node_shape, parse
 

@@ -9,8 +9,8 @@ import pulumi_gcp
 import pulumi_ibm
 import pytest
 
-import invariants
-from conftest import load_stack, run_program
+from tests.infra import invariants
+from tests.infra.harness import load_stack, run_program
 from infra import config as infra_config
 
 # The inventory each stack must build (type -> count). Only the cloud resources; the
@@ -193,7 +193,7 @@ def test_every_cloud_resource_sits_in_a_component(run):
 def test_pulumi_ibm_is_imported_only_by_the_ibm_package():
     import re
 
-    from conftest import ROOT
+    from tests.infra.harness import ROOT
 
     pattern = re.compile(r"^\s*(import pulumi_ibm|from pulumi_ibm)", re.MULTILINE)
     importers = [p.relative_to(ROOT).as_posix() for p in (ROOT / "infra").rglob("*.py") if pattern.search(p.read_text())]

@@ -7,8 +7,8 @@ import json
 import pulumi_kubernetes
 import pytest
 
-import invariants
-from conftest import STACKS, load_stack, run_program
+from tests.infra import invariants
+from tests.infra.harness import STACKS, load_stack, run_program
 from infra import outputs
 from infra.k8s import mlflow as mlflow_module
 from infra.k8s.training_job import job_name
