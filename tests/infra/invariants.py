@@ -113,7 +113,7 @@ def database_violations(run: ProgramRun) -> list[str]:
         db = run.one("ibm:index/database:Database").inputs
         if db.get("serviceEndpoints") != "private":
             problems.append(f"IBM database endpoints {db.get('serviceEndpoints')!r}, not private")
-        allow = [a["address"] for a in db.get("allowlist", [])]
+        allow = [a["address"] for a in db.get("allowlists", [])]
         if not allow:
             problems.append("IBM database has no allowlist (open to any address)")
         if any(_is_open(a) for a in allow):
@@ -230,6 +230,8 @@ def access_violations(run: ProgramRun) -> list[str]:
         instances = run.of_type("ibm:index/resourceInstance:ResourceInstance")
         buckets = run.of_type("ibm:index/cosBucket:CosBucket")
         for key in keys:
+            if (key.inputs.get("parameters") or {}).get("HMAC") != "true":
+                problems.append(f"resource key {key.name} does not request HMAC credentials (parameters.HMAC = \"true\")")
             if key.inputs.get("role") not in ("Writer", "Object Writer"):
                 problems.append(f"HMAC key role {key.inputs.get('role')}")
             owner = [i for i in instances if key.inputs.get("resourceInstanceId") == i.resource_id]

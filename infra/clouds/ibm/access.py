@@ -35,7 +35,8 @@ class ArtifactAccess(pulumi.ComponentResource):
             name=f"{name}-mlflow-hmac",
             role=KEY_ROLE,
             resource_instance_id=args.cos_instance_id,
-            parameters={"HMAC": True},
+            # A map of strings: the provider turns "true" into the boolean COS expects.
+            parameters={"HMAC": "true"},
             opts=pulumi.ResourceOptions(parent=self),
         )
         credentials = self.key.credentials

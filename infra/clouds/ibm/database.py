@@ -49,7 +49,8 @@ class Database(pulumi.ComponentResource):
             resource_group_id=args.resource_group_id,
             service_endpoints="private",
             users=[{"name": DB_USER, "password": password.result, "type": "database"}],
-            allowlist=[{"address": args.client_cidr, "description": "cluster worker subnet"}],
+            # Terraform block `allowlist` (a set): the bridge names it `allowlists`.
+            allowlists=[{"address": args.client_cidr, "description": "cluster worker subnet"}],
             opts=child,
         )
         connection = ibm.get_database_connection_output(

@@ -44,14 +44,13 @@ class Registry(pulumi.ComponentResource):
             f"{name}-puller-reader",
             iam_service_id=puller.id,
             roles=["Reader"],
-            resources=[
-                {
-                    "service": "container-registry",
-                    "region": args.region,
-                    "resource_type": "namespace",
-                    "resource": self.namespace.name,
-                }
-            ],
+            # One block (MaxItems: 1 in the provider), so the generated SDK takes an object, not a list.
+            resources={
+                "service": "container-registry",
+                "region": args.region,
+                "resource_type": "namespace",
+                "resource": self.namespace.name,
+            },
             opts=child,
         )
         api_key = ibm.IamServiceApiKey(f"{name}-puller-key", name=f"{name}-image-puller", iam_service_id=puller.iam_id,

@@ -114,7 +114,7 @@ def _with_args(monkeypatch, module, name, **changes):
          "plaintext"),
         ("gcp", pulumi_gcp.sql, "DatabaseInstance", {"deletion_protection": True}, "deletion protection"),
         ("ibm", pulumi_ibm, "Database", {"service_endpoints": "public-and-private"}, "not private"),
-        ("ibm", pulumi_ibm, "Database", {"allowlist": [{"address": "0.0.0.0/0"}]}, "0.0.0.0/0"),
+        ("ibm", pulumi_ibm, "Database", {"allowlists": [{"address": "0.0.0.0/0"}]}, "0.0.0.0/0"),
     ],
 )
 def test_database_check_fails_when_the_program_is_broken(monkeypatch, stack, module, name, changes, expected):
@@ -160,6 +160,7 @@ def test_artifact_access_reaches_this_bucket_only(run):
         ("gcp", pulumi_gcp.serviceaccount, "IAMMember",
          {"member": "serviceAccount:mlflow-study-test.svc.id.goog[mlflow/default]"}, "workload identity"),
         ("ibm", pulumi_ibm, "ResourceKey", {"role": "Manager"}, "Manager"),
+        ("ibm", pulumi_ibm, "ResourceKey", {"parameters": {}}, "HMAC"),
     ],
 )
 def test_access_check_fails_when_the_grant_widens(monkeypatch, stack, module, name, changes, expected):

@@ -2,8 +2,14 @@
 
 Only what infra/clouds/ibm uses: resources as ``pulumi.CustomResource`` subclasses
 with the real type tokens, data sources as invokes with the real tokens. Argument
-names are the snake_case of the IBM Terraform provider's arguments (taken from its
-registry documentation); any other name raises TypeError, as the generated SDK would.
+names are those of the IBM Terraform provider's schema as the Pulumi Terraform bridge
+names them: snake_case, and a list or set block without ``MaxItems: 1`` pluralised
+unless the plural is already another field (``allowlist`` -> ``allowlists``,
+``expire_rule`` -> ``expire_rules``, but ``group`` stays because ``groups`` exists),
+the way pulumi_aws turns the ``ingress`` block into ``ingress``/``ingresses``. Any
+other name raises TypeError, as the generated SDK would. The nested blocks the
+program fills in (``NESTED``) and ``TypeMap`` arguments (string values only) are
+checked as well.
 """
 
 from __future__ import annotations
@@ -30,6 +36,40 @@ def _check(what: str, given: Iterable[str], allowed: frozenset[str]) -> None:
         raise TypeError(f"{what}() got unexpected keyword argument(s): {', '.join(unknown)}")
 
 
+# Nested blocks the program fills in: their keys, and whether the block has MaxItems: 1
+# (the bridge then takes one object, not a list: ibm_iam_service_policy's `resources`).
+NESTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
+    ("ContainerVpcCluster", "zones"): ("list", frozenset({"name", "subnet_id"})),
+    ("Database", "users"): ("list", frozenset({"name", "password", "type", "role"})),
+    ("Database", "allowlists"): ("list", frozenset({"address", "description"})),
+    ("IamServicePolicy", "resources"): ("single", frozenset(
+        {"service", "resource_instance_id", "region", "resource_type", "resource", "resource_group_id",
+         "service_type", "attributes"}
+    )),
+}
+# TypeMap arguments: Terraform hands the provider strings only (ibm_resource_key compares v == "true").
+STRING_MAPS: dict[str, frozenset[str]] = {"ResourceKey": frozenset({"parameters"}),
+                                          "ResourceInstance": frozenset({"parameters"})}
+
+
+def _check_nested(class_name: str, kwargs: dict) -> None:
+    for (owner, block), (shape, keys) in NESTED.items():
+        value = kwargs.get(block)
+        if owner != class_name or value is None or isinstance(value, pulumi.Output):
+            continue
+        if shape == "single" and not isinstance(value, dict):
+            raise TypeError(f"{class_name}() argument {block} is one object (MaxItems: 1), got {type(value).__name__}")
+        if shape == "list" and not isinstance(value, list):
+            raise TypeError(f"{class_name}() argument {block} is a list, got {type(value).__name__}")
+        for item in [value] if shape == "single" else value:
+            if isinstance(item, dict):
+                _check(f"{class_name}.{block}", item, keys)
+    for name in STRING_MAPS.get(class_name, ()):
+        value = kwargs.get(name)
+        if isinstance(value, dict) and not all(isinstance(v, (str, pulumi.Output)) for v in value.values()):
+            raise TypeError(f"{class_name}() argument {name} is a map of strings, got {value!r}")
+
+
 def _resource(class_name: str, token: str, arguments: str, attributes: str = "", secret: str = ""):
     allowed = frozenset(arguments.split())
     outputs = tuple(attributes.split())
@@ -37,6 +77,7 @@ def _resource(class_name: str, token: str, arguments: str, attributes: str = "",
 
     def __init__(self, resource_name: str, opts: Optional[pulumi.ResourceOptions] = None, **kwargs: Any) -> None:
         _check(class_name, kwargs, allowed)
+        _check_nested(class_name, kwargs)
         props = {_camel(k): v for k, v in kwargs.items()}
         # Like the generated SDK, every argument and attribute is an output property.
         for name in (*allowed, *outputs):
@@ -46,7 +87,16 @@ def _resource(class_name: str, token: str, arguments: str, attributes: str = "",
         for key in list(props):
             setattr(self, _snake(key), getattr(self, key))
 
-    return type(class_name, (pulumi.CustomResource,), {"__init__": __init__, "TOKEN": token, "ARGUMENTS": allowed})
+    return type(
+        class_name,
+        (pulumi.CustomResource,),
+        {"__init__": __init__, "TOKEN": token, "ARGUMENTS": allowed, "TERRAFORM_TYPE": _terraform_type(class_name)},
+    )
+
+
+def _terraform_type(class_name: str) -> str:
+    """ibm_<snake> of a class name: the Terraform resource the bridge made it from (IsVpc -> ibm_is_vpc)."""
+    return "ibm_" + _snake(class_name)
 
 
 class Provider(pulumi.ProviderResource):
@@ -96,11 +146,11 @@ ContainerVpcCluster = _resource(
 Database = _resource(
     "Database",
     "ibm:index/database:Database",
-    "adminpassword auto_scaling backup_id backup_encryption_key_crn configuration logical_replication_slot guid "
+    "adminpassword auto_scaling backup_id backup_encryption_key_crn configuration logical_replication_slots "
     "key_protect_key key_protect_instance location group name plan point_in_time_recovery_deployment_id "
     "point_in_time_recovery_time remote_leader_id resource_group_id service service_endpoints tags version users "
-    "allowlist whitelist",
-    "adminuser configuration_schema status",
+    "allowlists whitelists",
+    "adminuser configuration_schema guid groups status connectionstrings",
     secret="adminpassword",
 )
 ResourceInstance = _resource(
@@ -113,8 +163,8 @@ CosBucket = _resource(
     "CosBucket",
     "ibm:index/cosBucket:CosBucket",
     "bucket_name resource_instance_id region_location cross_region_location single_site_location storage_class "
-    "endpoint_type force_delete kms_key_crn key_protect allowed_ip activity_tracking metrics_monitoring "
-    "object_versioning retention_rule expire_rule archive_rule abort_incomplete_multipart_upload_days "
+    "endpoint_type force_delete kms_key_crn key_protect allowed_ips activity_tracking metrics_monitoring "
+    "object_versioning retention_rule expire_rules archive_rule abort_incomplete_multipart_upload_days "
     "noncurrent_version_expiration hard_quota satellite_location_id object_lock",
     "crn s3_endpoint_public s3_endpoint_private s3_endpoint_direct bucket_region",
 )
