@@ -125,7 +125,7 @@ class MlflowServer(pulumi.ComponentResource):
                                 "securityContext": container_security(),
                                 "volumeMounts": mounts,
                                 "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
-                                              "limits": {"memory": "512Mi"}},
+                                              "limits": {"cpu": "500m", "memory": "512Mi"}},
                             }
                         ],
                     },
@@ -154,7 +154,7 @@ class MlflowServer(pulumi.ComponentResource):
                                 "livenessProbe": _probe("/health", periodSeconds=20, timeoutSeconds=5,
                                                         failureThreshold=3),
                                 "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
-                                              "limits": {"memory": "1Gi"}},
+                                              "limits": {"cpu": "1", "memory": "1Gi"}},
                                 "securityContext": container_security(),
                                 "volumeMounts": mounts,
                             }

@@ -56,6 +56,8 @@ class ModelServing(pulumi.ComponentResource):
                                     secret_env("MLFLOW_TRACKING_PASSWORD", AUTH_SECRET, "password"),
                                     {"name": "MODEL_NAME", "value": settings.mlflow.model_name},
                                     {"name": "MODEL_ALIAS", "value": settings.mlflow.model_alias},
+                                    # The root filesystem is read-only; anything that writes under $HOME lands in /tmp.
+                                    {"name": "HOME", "value": "/tmp"},
                                 ],
                                 "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"},
                                                    "periodSeconds": 10, "timeoutSeconds": 5},
@@ -63,7 +65,7 @@ class ModelServing(pulumi.ComponentResource):
                                                   "initialDelaySeconds": 30, "periodSeconds": 20,
                                                   "timeoutSeconds": 5},
                                 "resources": {"requests": {"cpu": "250m", "memory": "1Gi"},
-                                              "limits": {"memory": "2Gi"}},
+                                              "limits": {"cpu": "1", "memory": "2Gi"}},
                                 "securityContext": container_security(),
                                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                             }

@@ -14,7 +14,24 @@ from infra.naming import component_type
 
 CACHE_DIR = "/cache"
 # A 2-vCPU node has ~1.9 allocatable CPUs after the system reservation; daemonsets take a little more.
-RESOURCES = {"requests": {"cpu": "1500m", "memory": "4Gi"}, "limits": {"memory": "6Gi"}}
+# The CPU limit is the whole node: it never throttles below what the node has, it only bounds the pod.
+RESOURCES = {"requests": {"cpu": "1500m", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "6Gi"}}
+# The trainer's exit codes (trainer/cli.py): 2 = bad data or options, 3 = tracking server unusable.
+EXIT_BAD_INPUT = 2
+EXIT_TRACKING_UNUSABLE = 3
+BACKOFF_LIMIT = 2
+
+
+def pod_failure_policy() -> dict:
+    """Bad data fails the Job at once (a retry reads the same data); a tracking-server failure is retried
+    up to the backoff limit; pods evicted by a node drain or preemption do not count."""
+    return {
+        "rules": [
+            {"action": "FailJob",
+             "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [EXIT_BAD_INPUT]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }
 
 
 def job_name(run: str) -> str:
@@ -48,7 +65,8 @@ class TrainingJob(pulumi.ComponentResource):
                 "annotations": {"pulumi.com/skipAwait": "true"},
             },
             spec={
-                "backoffLimit": 1,
+                "backoffLimit": BACKOFF_LIMIT,
+                "podFailurePolicy": pod_failure_policy(),
                 "ttlSecondsAfterFinished": 7 * 24 * 3600,
                 "template": {
                     "metadata": {"labels": labels},
@@ -63,13 +81,21 @@ class TrainingJob(pulumi.ComponentResource):
                                 "name": "trainer",
                                 "image": settings.images.trainer,
                                 "command": ["python", "-m", "trainer"],
-                                "args": ["--epochs", str(run.epochs), "--batch-size", str(run.batch_size)],
+                                "args": [
+                                    "--epochs", str(run.epochs),
+                                    "--batch-size", str(run.batch_size),
+                                    # The registered model serving loads (modelName), not the trainer's default.
+                                    "--register-as", settings.mlflow.model_name,
+                                    "--no-progress",
+                                ],
                                 "env": [
                                     {"name": "MLFLOW_TRACKING_URI", "value": tracking_uri},
                                     {"name": "MLFLOW_EXPERIMENT_NAME", "value": settings.mlflow.experiment_name},
                                     {"name": "CLOUD", "value": settings.cloud},
                                     {"name": "TRAINING_RUN", "value": run.run},
                                     {"name": "CIFAR10_CACHE", "value": CACHE_DIR},
+                                    # The root filesystem is read-only; anything that writes under $HOME lands in /tmp.
+                                    {"name": "HOME", "value": "/tmp"},
                                     secret_env("MLFLOW_TRACKING_USERNAME", AUTH_SECRET, "username"),
                                     secret_env("MLFLOW_TRACKING_PASSWORD", AUTH_SECRET, "password"),
                                 ],

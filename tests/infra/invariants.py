@@ -341,6 +341,54 @@ def await_violations(run: ProgramRun) -> list[str]:
     return problems
 
 
+def workload_security_violations(run: ProgramRun) -> list[str]:
+    """Every pod: non-root, no privilege escalation, no capabilities, CPU and memory requests and limits;
+    every Deployment container has a readiness probe; the trainer's bad-data exit fails its Job at once."""
+    problems = []
+    for r in run.kubernetes_objects():
+        template = r.inputs.get("spec", {}).get("template")
+        if not template:
+            continue
+        pod = template["spec"]
+        pod_ctx = pod.get("securityContext", {})
+        if pod_ctx.get("runAsNonRoot") is not True or pod_ctx.get("runAsUser", 1) == 0:
+            problems.append(f"{r.typ} {r.name}: pod may run as root")
+        for key in ("hostNetwork", "hostPID", "hostIPC"):
+            if pod.get(key):
+                problems.append(f"{r.typ} {r.name}: {key}")
+        for c in pod.get("containers", []) + pod.get("initContainers", []):
+            where = f"{r.typ} {r.name} container {c['name']}"
+            ctx = c.get("securityContext", {})
+            if ctx.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: privilege escalation allowed")
+            if ctx.get("privileged") or ctx.get("runAsUser") == 0:
+                problems.append(f"{where}: privileged or root")
+            if "ALL" not in ctx.get("capabilities", {}).get("drop", []):
+                problems.append(f"{where}: capabilities not dropped")
+            resources = c.get("resources", {})
+            for kind in ("requests", "limits"):
+                missing = {"cpu", "memory"} - set(resources.get(kind, {}))
+                if missing:
+                    problems.append(f"{where}: no {kind} for {sorted(missing)}")
+            if r.typ == "kubernetes:apps/v1:Deployment" and not c.get("readinessProbe"):
+                problems.append(f"{where}: no readiness probe")
+    for job in run.of_type("kubernetes:batch/v1:Job"):
+        if job.inputs["spec"].get("backoffLimit") is None:
+            problems.append(f"Job {job.name}: no backoff limit")
+    trainers = [j for j in run.of_type("kubernetes:batch/v1:Job")
+                if j.inputs["spec"]["template"]["spec"]["containers"][0]["name"] == "trainer"]
+    if len(trainers) != 1:
+        problems.append(f"{len(trainers)} training Jobs")
+    for job in trainers:
+        if not job.inputs["spec"].get("ttlSecondsAfterFinished"):
+            problems.append(f"training Job {job.name}: no TTL after finishing")
+        rules = job.inputs["spec"].get("podFailurePolicy", {}).get("rules", [])
+        if not any(rule["action"] == "FailJob" and 2 in rule.get("onExitCodes", {}).get("values", [])
+                   for rule in rules):
+            problems.append(f"training Job {job.name}: exit code 2 (bad data) is retried instead of failing the Job")
+    return problems
+
+
 # Values that legitimately differ per cloud (WorkloadSettings' documented fields).
 CLOUD_ENV = {"CLOUD", "MLFLOW_DB_HOST", "MLFLOW_DB_PORT", "MLFLOW_DB_NAME", "MLFLOW_ARTIFACTS_DESTINATION",
              "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}

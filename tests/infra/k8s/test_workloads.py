@@ -11,7 +11,8 @@ from tests.infra import invariants
 from tests.infra.harness import STACKS, load_stack, run_program
 from infra import outputs
 from infra.k8s import mlflow as mlflow_module
-from infra.k8s.training_job import job_name
+from infra.k8s import serving as serving_module
+from infra.k8s import training_job as training_module
 
 
 def test_every_object_validates_against_the_cluster_version_schema(run):
@@ -111,24 +112,78 @@ def test_await_check_fails_on_skip_await(monkeypatch):
     assert any("skips await" in p for p in invariants.await_violations(run_program(load_stack("gcp"))))
 
 
+def _training_job(run):
+    (job,) = [r for r in run.of_type("kubernetes:batch/v1:Job")
+              if r.inputs["spec"]["template"]["spec"]["containers"][0]["name"] == "trainer"]
+    return job
+
+
+def _env(container):
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
 def test_training_job_name_carries_the_run_so_a_new_run_is_a_new_job():
-    first = run_program(load_stack("aws"))
-    second = run_program(load_stack("aws", trainingRun="run-2"))
+    first, second = _training_job(run_program(load_stack("aws"))), _training_job(
+        run_program(load_stack("aws", trainingRun="run-2")))
+    assert "run-2" in second.inputs["metadata"]["name"]
+    assert first.inputs["metadata"]["name"] != second.inputs["metadata"]["name"], "same Job: immutable template update"
+    assert first.name != second.name, "same Pulumi name: a new run would be an in-place update of an immutable Job"
+    assert _env(second.inputs["spec"]["template"]["spec"]["containers"][0])["TRAINING_RUN"] == "run-2"
 
-    def training_jobs(run):
-        return [r for r in run.of_type("kubernetes:batch/v1:Job") if r.inputs["metadata"].get("name", "").startswith("train-")]
 
-    (job1,), (job2,) = training_jobs(first), training_jobs(second)
-    assert job1.inputs["metadata"]["name"] == job_name("run-1") and job2.inputs["metadata"]["name"] == job_name("run-2")
-    assert job1.name != job2.name, "same Pulumi name: a new run would be an in-place update of an immutable Job"
-    env = {e["name"]: e.get("value") for e in job2.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["TRAINING_RUN"] == "run-2" and env["CLOUD"] == "aws"
-    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.mlflow.svc.cluster.local:80"
-    assert job2.inputs["spec"]["backoffLimit"] >= 0 and job2.inputs["spec"]["ttlSecondsAfterFinished"] > 0
+def test_training_job_runs_the_trainer_contract_against_the_in_cluster_service(run):
+    job = _training_job(run)
+    container = job.inputs["spec"]["template"]["spec"]["containers"][0]
+    env = _env(container)
+    svc = next(r for r in run.of_type("kubernetes:core/v1:Service") if r.inputs["metadata"]["name"] == "mlflow")
+    meta, port = svc.inputs["metadata"], int(svc.inputs["spec"]["ports"][0]["port"])
+    assert env["MLFLOW_TRACKING_URI"] == f"http://{meta['name']}.{meta['namespace']}.svc.cluster.local:{port}"
+    assert env["CLOUD"] == run.outputs[outputs.CLOUD]
+    assert container["command"] == ["python", "-m", "trainer"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(refs)
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"MLFLOW_EXPERIMENT_NAME", "CIFAR10_CACHE"} <= set(env) and env["CIFAR10_CACHE"] in mounts
+    # The trainer registers the model serving loads.
+    serving = next(r for r in run.of_type("kubernetes:apps/v1:Deployment") if r.inputs["metadata"]["name"] == "serving")
+    args = container["args"]
+    assert args[args.index("--register-as") + 1] == _env(serving.inputs["spec"]["template"]["spec"]["containers"][0])["MODEL_NAME"]
+    assert int(args[args.index("--batch-size") + 1]) == run.cfg.training.batch_size
+
+
+def test_every_pod_is_non_root_unprivileged_bounded_and_probed(run):
+    assert invariants.workload_security_violations(run) == []
+
+
+def _deployment_without_readiness(original):
+    def build(name, *args, spec=None, **kwargs):
+        pod = spec["template"]["spec"]
+        containers = [{k: v for k, v in c.items() if k != "readinessProbe"} for c in pod["containers"]]
+        spec = {**spec, "template": {**spec["template"], "spec": {**pod, "containers": containers}}}
+        return original(name, *args, spec=spec, **kwargs)
+    return build
+
+
+@pytest.mark.parametrize(
+    ("target", "attr", "replacement", "expected"),
+    [
+        (mlflow_module, "container_security", lambda: {"allowPrivilegeEscalation": True,
+                                                        "capabilities": {"drop": ["ALL"]}}, "privilege escalation"),
+        (training_module, "pod_security", lambda: {"runAsNonRoot": False}, "root"),
+        (training_module, "RESOURCES", {"requests": {"cpu": "1", "memory": "4Gi"}}, "no limits"),
+        (training_module, "pod_failure_policy", lambda: {"rules": []}, "exit code 2"),
+        (serving_module.k8s.apps.v1, "Deployment", _deployment_without_readiness(pulumi_kubernetes.apps.v1.Deployment),
+         "no readiness probe"),
+    ],
+)
+def test_workload_security_check_fails_when_the_program_is_broken(monkeypatch, target, attr, replacement, expected):
+    monkeypatch.setattr(target, attr, replacement)
+    problems = invariants.workload_security_violations(run_program(load_stack("gcp")))
+    assert any(expected in p for p in problems), problems
 
 
 def test_training_job_fits_a_2_vcpu_node(run):
-    (job,) = [r for r in run.of_type("kubernetes:batch/v1:Job") if r.inputs["metadata"].get("name", "").startswith("train-")]
+    job = _training_job(run)
     resources = job.inputs["spec"]["template"]["spec"]["containers"][0]["resources"]
     cpu = resources["requests"]["cpu"]
     millicores = int(cpu[:-1]) if cpu.endswith("m") else int(float(cpu) * 1000)
@@ -161,7 +216,7 @@ def test_outputs_are_the_same_keys_on_every_cloud(runs):
     for stack, run in runs.items():
         assert tuple(run.outputs) == outputs.ALL, stack
         assert run.outputs[outputs.CLOUD] == stack
-        assert run.outputs[outputs.NODE_COUNT] == 3
+        assert run.outputs[outputs.NODE_COUNT] == invariants.nodes(run)[1]
         assert run.outputs[outputs.NODE_INSTANCE_TYPE] == invariants.nodes(run)[0]
         assert outputs.SECRET <= run.secret_outputs
         config = json.loads(run.outputs[outputs.KUBECONFIG])
