@@ -283,6 +283,42 @@ def _all_env(r: Registration) -> Iterator[dict]:
         yield from container.get("env", [])
 
 
+# Inputs whose keys are data (tags, labels, Secret keys), not SDK argument names.
+_MAP_INPUTS = {"tags", "tagsAll", "labels", "defaultLabels", "defaultTags", "resourceLabels", "userLabels",
+               "annotations", "stringData", "data", "matchLabels", "selector", "nodeSelector", "parameters"}
+
+
+def unknown_nested_arguments(run: ProgramRun) -> list[str]:
+    """Nested argument names the pinned SDKs do not know.
+
+    The generated pulumi_aws/pulumi_gcp SDKs translate every nested key they declare
+    (``subnet_ids`` -> ``subnetIds``); an unknown key reaches the engine untranslated,
+    so a snake_case key left in a registration is a misspelt or invented argument.
+    (The pulumi_ibm double checks its own nested blocks.)"""
+    problems = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            if value.get(SIG_KEY) == SECRET_SIG:
+                walk(value.get("value"), path)
+                return
+            for key, item in value.items():
+                if "_" in key.strip("_") and path.rsplit(".", 1)[-1] not in _MAP_INPUTS:
+                    problems.append(f"{path}.{key}")
+                walk(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, path)
+
+    for r in run.registrations:
+        if r.custom and r.typ.split(":")[0] in ("aws", "gcp", "kubernetes"):
+            walk(r.raw_inputs, f"{r.typ} {r.name}")
+    for call in run.calls:
+        if call.token.split(":")[0] in ("aws", "gcp"):
+            walk(call.args, call.token)
+    return problems
+
+
 # --------------------------------------------------------------------------- Kubernetes
 
 

@@ -169,6 +169,24 @@ def test_access_check_fails_when_the_grant_widens(monkeypatch, stack, module, na
     assert any(expected in p for p in problems), problems
 
 
+def test_nested_arguments_exist_in_the_pinned_sdks(run):
+    assert invariants.unknown_nested_arguments(run) == []
+
+
+@pytest.mark.parametrize(
+    ("stack", "module", "name", "changes", "expected"),
+    [
+        ("aws", pulumi_aws.eks, "NodeGroup", {"scaling_config": lambda c: {**c, "desired_sizes": 3}}, "desired_sizes"),
+        ("gcp", pulumi_gcp.container, "NodePool", {"node_config": lambda c: {**c, "image_types": "UBUNTU"}},
+         "image_types"),
+    ],
+)
+def test_nested_argument_check_fails_on_an_invented_argument(monkeypatch, stack, module, name, changes, expected):
+    _with_args(monkeypatch, module, name, **changes)
+    problems = invariants.unknown_nested_arguments(run_program(load_stack(stack)))
+    assert any(p.endswith(expected) for p in problems), problems
+
+
 def test_every_resource_uses_an_explicit_provider(run):
     assert invariants.provider_violations(run) == []
 
