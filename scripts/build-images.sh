@@ -23,6 +23,15 @@ IMAGES=(
   "serving:serving/Dockerfile"
 )
 
+missing=()
+for entry in "${IMAGES[@]}"; do
+  [[ -f "${ROOT}/${entry#*:}" ]] || missing+=("${entry#*:}")
+done
+if ((${#missing[@]})); then
+  echo "missing Dockerfile(s): ${missing[*]}" >&2
+  exit 1
+fi
+
 for entry in "${IMAGES[@]}"; do
   name="${entry%%:*}"
   dockerfile="${entry#*:}"
