@@ -31,15 +31,16 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode (RGBA, LA, P, L, I;16, I, F, CMYK...) to RGB."""
     if image.mode == "RGB":
         return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # 16/32-bit greyscale: scale the full range down to 8 bits instead of clipping.
+    if image.mode.startswith("I") or image.mode == "F":
+        # 16/32-bit integer or float greyscale: map the sensor's range to 8 bits
+        # instead of clipping it (a 16-bit white must stay white).
         array = np.asarray(image, dtype=np.float64)
-        high = array.max() if array.size else 0.0
-        scale = 255.0 / (65535.0 if high > 255 and image.mode.startswith("I;16") else max(high, 1.0))
-        if high <= 255:
-            scale = 1.0
-        array = np.clip(array * scale, 0, 255).astype(np.uint8)
-        return Image.fromarray(array, mode="L").convert("RGB")
+        peak = float(array.max()) if array.size else 0.0
+        if image.mode.startswith("I;16") or peak > 255:
+            array = array / 257.0  # 0..65535 -> 0..255
+        elif image.mode == "F" and peak <= 1.0:
+            array = array * 255.0  # 0..1 floats
+        return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8)).convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA"):

@@ -136,3 +136,31 @@ def small_sets(real_sample: Sample, tmp_path_factory) -> SmallSets:
 def training_tree(real_sample: Sample, tmp_path_factory) -> Path:
     """A larger real image tree (500 train, 100 test images per class) for training runs."""
     return write_tree(tmp_path_factory.mktemp("training-tree"), real_sample, SAMPLE_PER_CLASS)
+
+
+# --------------------------------------------------------------------------- services
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server from the distribution's binaries, in a temporary folder."""
+    from devstack.postgres import start_postgres
+
+    try:
+        server = start_postgres()
+    except FileNotFoundError as error:
+        pytest.fail(f"{error} (.ci/run installs it)")
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def tracking_server(postgres, tmp_path_factory):
+    """A real ``mlflow server`` on PostgreSQL, proxying artifacts to a local folder."""
+    from devstack.mlflow_server import start_mlflow_server
+
+    base = tmp_path_factory.mktemp("mlflow-server")
+    server = start_mlflow_server(postgres.create_database("mlflow"), str(base / "artifacts"), base / "server.log")
+    server.artifacts = base / "artifacts"
+    yield server
+    server.stop()
