@@ -1,0 +1,1 @@
+"""Local services for the demo and the tests: PostgreSQL and ``mlflow server`` as plain processes."""

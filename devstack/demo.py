@@ -1,0 +1,109 @@
+"""``make demo``: start a local tracking server, train, register, print the numbers, clean up.
+
+Every number printed is read back from MLflow, not from the trainer's memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devstack.paths import REPO_ROOT, local_cifar10
+from devstack.procs import free_port, port_is_free
+
+#: A run that finishes in a few minutes on 2 cores and still evaluates on the full test split.
+DEFAULT_TRAINER_ARGS = ["--epochs", "2"]
+SUMMARY_METRICS = ("data_load_time", "training_time", "runtime", "test_loss", "test_accuracy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The demo's command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.demo",
+        description="Start a local MLflow server, train AlexNet on CIFAR-10 with it, register the model and print the metrics.",
+        epilog=(
+            "environment: CIFAR10_DATA (data; default: the shared copy beside the clone, else download), "
+            "DEMO_BACKEND_STORE_URI (e.g. postgresql://user:pass@host/db; default: SQLite in the work dir), "
+            "DEMO_PORT, DEMO_WORK_DIR. Arguments after -- go to the trainer (python -m trainer --help)."
+        ),
+    )
+    parser.add_argument("--work-dir", type=Path, default=Path(os.environ.get("DEMO_WORK_DIR") or REPO_ROOT / ".demo"), help="server database, artifacts and logs (default %(default)s)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT") or 5000), help="tracking server port; a free one is picked if it is taken (default %(default)s)")
+    parser.add_argument("--keep-server", action="store_true", help="keep the tracking server running after the job until Ctrl-C")
+    parser.add_argument("trainer_args", nargs=argparse.REMAINDER, help="arguments for the trainer, after --")
+    return parser
+
+
+def summary_table(run) -> str:
+    """The headline metrics of ``run`` as a Markdown table, under their MLflow names."""
+    rows = ["| metric | value |", "|---|---|"]
+    for name in SUMMARY_METRICS:
+        value = run.data.metrics.get(name)
+        rows.append(f"| {name} | {'missing' if value is None else f'{value:.4f}'} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; return the exit code."""
+    args = build_parser().parse_args(argv)
+    trainer_args = [a for a in args.trainer_args if a != "--"] or DEFAULT_TRAINER_ARGS
+
+    from mlflow.tracking import MlflowClient
+
+    from devstack.mlflow_server import start_mlflow_server
+
+    work = args.work_dir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    backend = os.environ.get("DEMO_BACKEND_STORE_URI") or f"sqlite:///{work / 'mlflow.db'}"
+    port = args.port if port_is_free(args.port) else free_port()
+    if port != args.port:
+        print(f"port {args.port} is taken; using {port}")
+    print(f"starting mlflow server on port {port} (backend: {backend.split('://')[0]}, artifacts: {work / 'artifacts'})", flush=True)
+    try:
+        server = start_mlflow_server(backend, str(work / "artifacts"), work / "mlflow-server.log", port=port)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    try:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": server.url}
+        env.setdefault("MLFLOW_EXPERIMENT_NAME", "alexnet-cifar10")
+        data = local_cifar10()
+        if data is not None and "--data" not in trainer_args:
+            env["CIFAR10_DATA"] = str(data)
+        run_name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+        command = [sys.executable, "-m", "trainer", "--run-name", run_name, *trainer_args]
+        print("running:", " ".join(command[1:]), f"(data: {env.get('CIFAR10_DATA') or 'download'})", flush=True)
+        code = subprocess.call(command, env=env)
+        if code != 0:
+            print(f"error: the trainer exited with code {code}", file=sys.stderr)
+            return code
+        client = MlflowClient(server.url)
+        experiment = client.get_experiment_by_name(env["MLFLOW_EXPERIMENT_NAME"])
+        run = client.search_runs([experiment.experiment_id], f"attributes.run_name = '{run_name}'", max_results=1)[0]
+        print()
+        print(f"run {run.info.run_id} ({run.info.status}), cloud={run.data.tags.get('cloud')}, read back from MLflow:")
+        print(summary_table(run))
+        version = run.data.tags.get("registered_version")
+        if version:
+            name = run.data.tags.get("registered_model")
+            champion = "champion" if run.data.tags.get("champion") == "true" else "not champion"
+            print(f"\nregistered model: {name} version {version} ({champion})")
+        print(f"MLflow UI: {server.url}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}")
+        if args.keep_server:
+            print("the tracking server keeps running; press Ctrl-C to stop it", flush=True)
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                pass
+        return 0
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
