@@ -1,0 +1,39 @@
+# One entry point. Every target creates and fills .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Extra index for CPU-only torch wheels on machines whose pip does not already find
+# them, e.g. TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu (see README).
+TORCH_INDEX_URL ?=
+PIP_EXTRA := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+EXTRAS ?= trainer,infra,dev
+STAMP := $(VENV)/.installed-$(shell echo '$(EXTRAS)' | tr ',' '-')
+ARGS ?=
+
+.PHONY: help venv demo test test-fast bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## create .venv and install the project (idempotent)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(PIP_EXTRA) -e '.[$(EXTRAS)]'
+	@touch $@
+
+demo: venv ## train on a built-in default against a local MLflow server (ARGS="-- --epochs 10" to change it)
+	$(PY) -m devstack.demo $(ARGS)
+
+test: venv ## run the test suite
+	$(PY) -m pytest $(ARGS)
+
+test-fast: venv ## the tests that start no server and train nothing
+	$(PY) -m pytest -m 'not slow' $(ARGS)
+
+bench: venv ## training throughput per precision option; writes bench-results.json
+	$(PY) -m trainer.bench $(ARGS)
+
+clean: ## remove the virtual environment and local run outputs
+	rm -rf $(VENV) .demo .pytest_cache bench-results.json
