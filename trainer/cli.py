@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     hyper.add_argument("--momentum", type=float, default=defaults.momentum, help="SGD Nesterov momentum (default %(default)s)")
     hyper.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="L2 weight decay (default %(default)s)")
     hyper.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing, help="training-loss label smoothing (default %(default)s)")
-    hyper.add_argument("--dropout", type=float, default=0.5, help="dropout before the fully connected layers (default %(default)s)")
+    hyper.add_argument("--dropout", type=float, default=0.1, help="dropout before the fully connected layers (default %(default)s)")
     hyper.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True, help="batch normalisation after each convolution (default on)")
     hyper.add_argument("--crop-padding", type=int, default=defaults.crop_padding, help="random-crop padding in pixels, 0 = off (default %(default)s)")
     hyper.add_argument("--flip", action=argparse.BooleanOptionalAction, default=defaults.flip, help="random horizontal flips (default on)")

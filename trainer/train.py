@@ -25,7 +25,7 @@ class TrainSettings:
 
     epochs: int = 10
     batch_size: int = 512
-    lr: float = 0.1
+    lr: float = 0.2
     momentum: float = 0.9
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1

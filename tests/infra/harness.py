@@ -46,7 +46,7 @@ from infra.program import build  # noqa: E402
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 STACKS = ("aws", "gcp", "ibm")
-# What a user must add to the committed stack files before `pulumi up` (documented in docs/clouds.md).
+# What a user must add to the committed stack files before `pulumi up` (documented in the README, "Clouds").
 USER_SETTINGS = {"gcp": {"gcpProject": "mlflow-study-test"}}
 
 

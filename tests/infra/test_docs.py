@@ -1,4 +1,4 @@
-"""docs/clouds.md states what the code does: every config key with its default and stack values, every
+"""The README's Clouds section states what the code does: every config key with its default and stack values, every
 output with its secrecy, and the resource counts the program registers."""
 
 from __future__ import annotations
@@ -12,7 +12,15 @@ import pytest
 from infra import outputs
 from tests.infra.harness import ROOT, STACKS, project_defaults, stack_file_values, stack_run
 
-DOC = ROOT / "docs" / "clouds.md"
+README = ROOT / "README.md"
+
+
+def clouds_section() -> str:
+    """The README from its "## Clouds" heading to the next second-level heading."""
+    text = README.read_text()
+    start = text.index("\n## Clouds")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
 
 
 def table_rows(text: str) -> list[list[str]]:
@@ -45,7 +53,7 @@ def config_rows(text: str) -> dict[str, list[str]]:
 
 
 def test_every_config_key_is_documented_with_its_default_and_stack_values():
-    rows = config_rows(DOC.read_text())
+    rows = config_rows(clouds_section())
     defaults = project_defaults()
     assert set(rows) == set(defaults) | {"cloud"}, sorted(set(rows) ^ (set(defaults) | {"cloud"}))
     for key, cells in rows.items():
@@ -62,7 +70,7 @@ def test_every_config_key_is_documented_with_its_default_and_stack_values():
 
 
 def test_every_output_is_documented_with_its_secrecy():
-    rows = {cells[0].strip("`"): cells for cells in table_rows(DOC.read_text()) if len(cells) == 3}
+    rows = {cells[0].strip("`"): cells for cells in table_rows(clouds_section()) if len(cells) == 3}
     assert set(rows) == set(outputs.ALL)
     for key, cells in rows.items():
         assert (cells[1] == "yes") == (key in outputs.SECRET), key
@@ -70,7 +78,7 @@ def test_every_output_is_documented_with_its_secrecy():
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_documented_resource_counts_are_what_the_program_registers(stack):
-    line = next(line for line in DOC.read_text().splitlines() if line.startswith("| Resources registered"))
+    line = next(line for line in clouds_section().splitlines() if line.startswith("| Resources registered"))
     cells = [c.strip() for c in line.strip().strip("|").split("|")][1:]
     documented = dict(zip(STACKS, cells))[stack]
     counts = Counter()
