@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import mlflow
 import torch
@@ -35,23 +35,10 @@ class Summary:
         return "\n".join(lines)
 
 
-def settings_from(args: argparse.Namespace, threads: int) -> TrainSettings:
-    """The training settings the command line asks for."""
-    return TrainSettings(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing,
-        crop_padding=args.crop_padding,
-        flip=args.flip,
-        precision=args.precision,
-        channels_last=args.channels_last,
-        eval_every=args.eval_every,
-        seed=args.seed,
-        progress=not args.no_progress and sys.stdout.isatty(),
-    )
+def settings_from(args: argparse.Namespace) -> TrainSettings:
+    """The training settings the command line asks for (options share the settings' names)."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainSettings) if hasattr(args, f.name)}
+    return TrainSettings(**given, progress=not args.no_progress and sys.stdout.isatty())
 
 
 def _start_run(args: argparse.Namespace):
@@ -64,7 +51,7 @@ def run_job(args: argparse.Namespace, started: float) -> Summary:
     interrupted (Ctrl-C, SIGTERM), FAILED if anything else raises."""
     threads = args.threads or hostinfo.usable_cpus()
     torch.set_num_threads(threads)
-    settings = settings_from(args, threads)
+    settings = settings_from(args)
     with _start_run(args) as run:
         try:
             return _train_and_log(args, run.info.run_id, settings, threads, started)
