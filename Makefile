@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # them, e.g. TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu (see README).
 TORCH_INDEX_URL ?=
 PIP_EXTRA := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
-EXTRAS ?= trainer,infra,dev
+EXTRAS ?= trainer,serving,server,infra,dev
 STAMP := $(VENV)/.installed-$(shell echo '$(EXTRAS)' | tr ',' '-')
 ARGS ?=
 

@@ -239,3 +239,19 @@ def test_images_default_to_the_stacks_registry_and_config_overrides_them(runs):
         assert images(run) == {f"{registry}/{n}:latest" for n in ("mlflow-server", "trainer", "serving")}
     pinned = run_program(load_stack("aws", trainerImage="ghcr.io/example/trainer:1.0"))
     assert "ghcr.io/example/trainer:1.0" in images(pinned)
+
+
+def test_mlflow_pods_set_only_settings_the_entrypoint_reads(run):
+    from tests.test_mlflow_server import entrypoint
+
+    library_settings = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}  # read by boto3 itself
+    servers = [r for r in run.of_type("kubernetes:apps/v1:Deployment") + run.of_type("kubernetes:batch/v1:Job")
+               if r.inputs["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name") == "mlflow-server"]
+    assert len(servers) == 2, "the migration Job and the server Deployment"
+    for workload in servers:
+        container = workload.inputs["spec"]["template"]["spec"]["containers"][0]
+        names = {e["name"] for e in container["env"]}
+        unknown = names - set(entrypoint.SETTINGS) - library_settings
+        assert not unknown, f"{workload.name} sets {unknown}, which the entrypoint does not read"
+        assert {"MLFLOW_DB_HOST", "MLFLOW_ARTIFACTS_DESTINATION"} <= names
+        assert container.get("command", ["mlflow-server-entrypoint"])[0] == "mlflow-server-entrypoint"
