@@ -106,6 +106,20 @@ def test_model_artifact_went_through_the_proxy_into_the_store(runs, tracking_ser
     assert list(tracking_server.artifacts.rglob(tracking.PREDICTIONS_ARTIFACT))
 
 
+def test_sample_images_are_logged_with_their_labels(runs, training_tree, tmp_path):
+    from trainer.data import load_cifar10
+
+    client, _, run, _ = runs
+    samples = np.load(client.download_artifacts(run.info.run_id, tracking.SAMPLES_ARTIFACT, str(tmp_path)))
+    assert samples["images"].shape == (tracking.SAMPLE_COUNT, 32, 32, 3) and samples["images"].dtype == np.uint8
+    assert samples["labels"].shape == (tracking.SAMPLE_COUNT,) and set(samples["labels"]) <= set(range(10))
+    assert samples["images"].std() > 10  # real pictures, not a blank array
+    assert len(set(samples["labels"])) >= 5  # a pick across classes, not the first class's images
+    test_split = load_cifar10(training_tree, tmp_path / "cache")
+    assert np.array_equal(samples["images"], test_split.x_test[samples["indices"]])
+    assert np.array_equal(samples["labels"], test_split.y_test[samples["indices"]])
+
+
 LOAD_IN_FRESH_PROCESS = textwrap.dedent(
     """
     import importlib.abc, json, sys

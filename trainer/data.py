@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from alexnet_cifar.preprocess import CLASSES, IMAGE_SIZE
+from alexnet_cifar.preprocess import CLASSES, IMAGE_SIZE, to_model_input
 
 CANONICAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CANONICAL_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -215,12 +215,13 @@ def _decode(raw: bytes, where: str) -> np.ndarray:
         with Image.open(io.BytesIO(raw)) as image:
             image.load()
             mode, size = image.mode, image.size
-            array = np.asarray(image)
+            if mode == "RGB" and size == (IMAGE_SIZE, IMAGE_SIZE):
+                # The same function the inference service applies to uploads
+                # (for a 32x32 RGB image it changes nothing).
+                return to_model_input(image)
     except Exception as error:  # Pillow raises many types for corrupt files
         raise DataError(f"{where}: corrupt or unreadable image ({error})") from error
-    if mode != "RGB" or size != (IMAGE_SIZE, IMAGE_SIZE):
-        raise DataError(f"{where}: image is {size[0]}x{size[1]} {mode}, expected {IMAGE_SIZE}x{IMAGE_SIZE} RGB")
-    return array
+    raise DataError(f"{where}: image is {size[0]}x{size[1]} {mode}, expected {IMAGE_SIZE}x{IMAGE_SIZE} RGB")
 
 
 def _collect_tree(entries: Iterator[tuple[str, str, str, bytes]], source: Path, progress: bool, total: int | None) -> dict[str, tuple]:

@@ -108,6 +108,7 @@ def _train_and_log(args: argparse.Namespace, run_id: str, settings: TrainSetting
     # value (the last epoch's) is the run-level figure MLflow shows.
     mlflow.log_metrics({k: v for k, v in metrics.items() if k not in ("test_loss", "test_accuracy", "data_load_time")})
     info = tracking.log_model(model, x_test[: min(8, len(x_test))], final.predictions.numpy())
+    tracking.log_samples(x_test, y_test)
     version, promoted = (None, False)
     if not args.no_register:
         version, promoted = tracking.register(info.model_uri, args.register_as, run_id, final.test_accuracy)

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import socket
+import tempfile
 import time
 
 import mlflow
@@ -28,6 +29,9 @@ DEFAULT_MODEL_NAME = "alexnet-cifar10"
 CHAMPION_ALIAS = "champion"
 MODEL_ARTIFACT = "model"
 PREDICTIONS_ARTIFACT = "test_predictions.json"
+#: The first test images with their labels; the inference service shows them as its sample grid.
+SAMPLES_ARTIFACT = "test_samples.npz"
+SAMPLE_COUNT = 64
 
 #: Run-level metrics, logged once (step 0).
 RUN_METRICS = (
@@ -106,6 +110,19 @@ def log_model(model: torch.nn.Module, example: np.ndarray, predictions: np.ndarr
     )
     mlflow.log_text(json.dumps({"classes": list(CLASSES), "predictions": predictions.tolist()}), PREDICTIONS_ARTIFACT)
     return info
+
+
+def log_samples(images: np.ndarray, labels: np.ndarray, count: int = SAMPLE_COUNT) -> None:
+    """Log ``count`` test images (uint8 NHWC) with labels and test-split indices as ``test_samples.npz``.
+
+    They are a fixed random pick, not the first ones: an image tree lists its test
+    split class by class, so the first 64 would all be airplanes.
+    """
+    indices = np.sort(np.random.default_rng(0).permutation(len(images))[:count])
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, SAMPLES_ARTIFACT)
+        np.savez(path, images=images[indices], labels=labels[indices], indices=indices, classes=np.array(CLASSES))
+        mlflow.log_artifact(path)
 
 
 def register(model_uri: str, name: str, run_id: str, test_accuracy: float) -> tuple[str, bool]:
