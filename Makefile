@@ -11,7 +11,7 @@ EXTRAS ?= trainer,serving,server,infra,dev
 STAMP := $(VENV)/.installed-$(shell echo '$(EXTRAS)' | tr ',' '-')
 ARGS ?=
 
-.PHONY: help venv demo test test-fast bench images clean
+.PHONY: help venv demo test test-fast bench bench-serving images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,8 +35,11 @@ test-fast: venv ## the tests that start no server and train nothing
 bench: venv ## training throughput per precision option; writes bench-results.json
 	$(PY) -m trainer.bench $(ARGS)
 
+bench-serving: venv ## POST /predict requests/s and p50/p99 at 8 clients for 20 s; writes bench-serving.json
+	$(PY) -m devstack.bench_serving $(ARGS)
+
 images: ## build and push the three images: make images REGISTRY=<stack output registryUrl> [TAG=v1]
 	REGISTRY='$(REGISTRY)' TAG='$(or $(TAG),latest)' scripts/build-images.sh
 
 clean: ## remove the virtual environment and local run outputs
-	rm -rf $(VENV) .demo .pytest_cache bench-results.json
+	rm -rf $(VENV) .demo .pytest_cache bench-results.json bench-serving.json test-artifacts

@@ -1,0 +1,146 @@
+"""``make bench-serving``: requests per second and latency of ``POST /predict`` under gunicorn.
+
+Registers an AlexNet (same layout, export format and signature as the trainer's;
+untrained, since the weights do not change the cost) in a throw-away local
+tracking server, starts the service with its production gunicorn config, and
+drives it from concurrent keep-alive clients on loopback with one real 32x32
+image per request. A benchmark, not a test: the client shares the CPUs with
+the server, so the figures are a floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image
+
+from devstack.mlflow_server import start_mlflow_server
+from devstack.paths import REPO_ROOT
+from devstack.procs import free_port, stop_process_group, tail, wait_until
+
+MODEL = "alexnet-bench"
+
+
+def register_model(tracking_uri: str) -> None:
+    """Log and register an AlexNet the way the trainer does."""
+    import mlflow
+    import torch
+
+    from alexnet_cifar.model import AlexNet
+    from trainer import tracking
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("bench-serving")
+    torch.manual_seed(0)
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    with mlflow.start_run() as run:
+        info = tracking.log_model(AlexNet(), images, np.zeros(8, dtype=np.int64))
+        tracking.log_samples(images, np.zeros(8, dtype=np.int64))
+        tracking.register(info.model_uri, MODEL, run.info.run_id, 0.0)
+
+
+def png_bytes() -> bytes:
+    """A 32x32 RGB PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def load(port: int, clients: int, seconds: float, body: bytes) -> dict:
+    """``clients`` keep-alive connections posting ``body`` for ``seconds``; latency percentiles in ms."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    deadline = time.monotonic() + seconds
+
+    def client(n: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            connection.request("POST", "/predict", body=body, headers={"Content-Type": "image/png"})
+            response = connection.getresponse()
+            response.read()
+            latencies[n].append(time.perf_counter() - started)
+            errors[n] += response.status != 200
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    every = np.array([x for per in latencies for x in per]) * 1000
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "requests": int(every.size),
+        "errors": int(sum(errors)),
+        "requests_per_second": round(every.size / elapsed, 1),
+        "p50_ms": round(float(np.percentile(every, 50)), 2),
+        "p99_ms": round(float(np.percentile(every, 99)), 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print and write the figures."""
+    parser = argparse.ArgumentParser(prog="python -m devstack.bench_serving", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default %(default)s)")
+    parser.add_argument("--seconds", type=float, default=20, help="duration (default %(default)s)")
+    parser.add_argument("--workers", default="", help="gunicorn workers (default: the service's own sizing)")
+    parser.add_argument("--torch-threads", default="", help="torch threads per worker (default: the service's own sizing)")
+    parser.add_argument("--output", type=Path, default=Path("bench-serving.json"), help="JSON output (default %(default)s)")
+    args = parser.parse_args(argv)
+    if args.clients < 1 or args.seconds <= 0:
+        parser.error("--clients must be at least 1 and --seconds positive")
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    server = start_mlflow_server(f"sqlite:///{work / 'mlflow.db'}", str(work / "artifacts"), work / "mlflow.log")
+    process = None
+    try:
+        print("registering the model...", flush=True)
+        register_model(server.url)
+        port = free_port()
+        env = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "MODEL_NAME": MODEL, "SERVING_BIND": f"127.0.0.1:{port}",
+               "SERVING_WORKERS": args.workers, "TORCH_THREADS": args.torch_threads, "MODEL_POLL_SECONDS": "0"}  # fmt: skip
+        log_path = work / "gunicorn.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "serving/gunicorn.conf.py", "serving.app:create_app()"],
+                cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        try:
+            wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).ok, 300, process, "gunicorn")
+        except (RuntimeError, TimeoutError) as error:
+            print(f"error: {error}\n{tail(log_path)}", file=sys.stderr)
+            return 1
+        body = png_bytes()
+        load(port, args.clients, 2, body)  # warm-up: every worker has run the model
+        result = load(port, args.clients, args.seconds, body)
+        from alexnet_cifar.cpus import usable_cpus
+
+        result.update(usable_cpus=usable_cpus(), workers=args.workers or "auto", torch_threads=args.torch_threads or "auto")
+        print(json.dumps(result, indent=2))
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.output}")
+        return 0 if result["errors"] == 0 else 1
+    finally:
+        if process is not None:
+            stop_process_group(process)
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
