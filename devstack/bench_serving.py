@@ -14,7 +14,6 @@ import argparse
 import http.client
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -25,12 +24,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import requests
 from PIL import Image
 
 from devstack.mlflow_server import start_mlflow_server
-from devstack.paths import REPO_ROOT
-from devstack.procs import free_port, stop_process_group, tail, wait_until
+from devstack.serving import start_serving
 
 MODEL = "alexnet-bench"
 
@@ -148,24 +145,18 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     server = start_mlflow_server(f"sqlite:///{work / 'mlflow.db'}", str(work / "artifacts"), work / "mlflow.log")
-    process = None
+    serving = None
     try:
         print("registering the model...", flush=True)
         register_model(server.url)
-        port = free_port()
-        env = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "MODEL_NAME": MODEL, "SERVING_BIND": f"127.0.0.1:{port}",
-               "SERVING_WORKERS": args.workers, "TORCH_THREADS": args.torch_threads, "MODEL_POLL_SECONDS": "0"}  # fmt: skip
-        log_path = work / "gunicorn.log"
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "serving/gunicorn.conf.py", "serving.app:create_app()"],
-                cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        settings = {"MLFLOW_TRACKING_URI": server.url, "MODEL_NAME": MODEL, "SERVING_WORKERS": args.workers,
+                    "TORCH_THREADS": args.torch_threads, "MODEL_POLL_SECONDS": "0"}  # fmt: skip
         try:
-            wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).ok, 300, process, "gunicorn")
-        except (RuntimeError, TimeoutError) as error:
-            print(f"error: {error}\n{tail(log_path)}", file=sys.stderr)
+            serving = start_serving(settings, work / "gunicorn.log", timeout=300)
+        except RuntimeError as error:
+            print(f"error: {error}", file=sys.stderr)
             return 1
+        port = serving.port
         body = png_bytes()
         load(port, args.clients, 2, body)  # warm-up: every worker has run the model
         use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
@@ -181,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.output}")
         return 0 if result["errors"] == 0 else 1
     finally:
-        if process is not None:
-            stop_process_group(process)
+        if serving is not None:
+            serving.stop()
         server.stop()
 
 

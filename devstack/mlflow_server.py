@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from devstack.procs import free_port, stop_process_group, tail, wait_until
+from devstack.procs import free_port, start_service, stop_process_group
 
 
 @dataclass
@@ -53,16 +53,8 @@ def start_mlflow_server(
         "--port", str(port),
         "--workers", str(workers),
     ]  # fmt: skip
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "ab")
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})}
-    )
-    log.close()
     url = f"http://{host}:{port}"
-    try:
-        wait_until(lambda: requests.get(f"{url}/health", timeout=2).ok, timeout, process, "mlflow server")
-    except (RuntimeError, TimeoutError) as error:
-        stop_process_group(process)
-        raise RuntimeError(f"{error}; its log ({log_path}) ends with:\n{tail(log_path)}") from error
+    process = start_service(
+        command, log_path, lambda: requests.get(f"{url}/health", timeout=2).ok, "mlflow server", {**os.environ, **(env or {})}, timeout=timeout
+    )
     return MlflowServer(url, process, log_path)

@@ -63,3 +63,27 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 15) -> None:
         process.wait(timeout)
     except ProcessLookupError:
         pass
+
+
+def start_service(
+    command: list[str],
+    log_path: Path,
+    ready: Callable[[], bool],
+    what: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> subprocess.Popen:
+    """Start ``command`` in its own process group, logging to ``log_path``, and wait until ``ready``.
+
+    On failure the process group is stopped and the error carries the log's tail.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=cwd)
+    try:
+        wait_until(ready, timeout, process, what)
+    except (RuntimeError, TimeoutError) as error:
+        stop_process_group(process)
+        raise RuntimeError(f"{error}; its log ({log_path}) ends with:\n{tail(log_path)}") from error
+    return process

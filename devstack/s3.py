@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from devstack.procs import free_port, stop_process_group, tail, wait_until
+from devstack.procs import free_port, start_service, stop_process_group
 
 #: moto accepts any credentials; these are the well-known placeholders, not secrets.
 ACCESS_KEY = "testing"
@@ -49,18 +49,12 @@ class S3Server:
 def start_s3_server(log_path: Path, port: int = 0) -> S3Server:
     """Start ``moto_server`` on 127.0.0.1 and wait until it answers."""
     port = port or free_port()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: requests.get(f"{url}/moto-api/", timeout=2).ok, 60, process, "moto server")
-    except (RuntimeError, TimeoutError) as error:
-        stop_process_group(process)
-        raise RuntimeError(f"{error}; its log ends with:\n{tail(log_path)}") from error
+    process = start_service(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        log_path,
+        lambda: requests.get(f"{url}/moto-api/", timeout=2).ok,
+        "moto server",
+        timeout=60,
+    )
     return S3Server(url, process, log_path)

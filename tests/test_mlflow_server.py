@@ -16,7 +16,7 @@ import requests
 from sqlalchemy.engine import make_url
 
 from devstack.paths import REPO_ROOT
-from devstack.procs import free_port, stop_process_group, tail, wait_until
+from devstack.procs import free_port, start_service, stop_process_group
 
 ENTRYPOINT = REPO_ROOT / "mlflow-server" / "entrypoint.py"
 #: Every character the issue names, plus a space.
@@ -143,15 +143,12 @@ class Served:
         self.log_path = log_path
         env = {**env, "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(self.port)}
         env.setdefault("MLFLOW_ALLOWED_HOSTS", f"mlflow,mlflow:5000,localhost,localhost:{self.port},127.0.0.1:{self.port}")
-        with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(ENTRYPOINT), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
         try:
-            wait_until(lambda: requests.get(f"{self.url}/health", timeout=2).ok, 120, self.process, "entrypoint serve")
-        except (RuntimeError, TimeoutError) as error:
-            self.stop()
-            raise AssertionError(f"{error}\n{tail(log_path)}") from error
+            self.process = start_service(
+                [sys.executable, str(ENTRYPOINT), "serve"], log_path, lambda: requests.get(f"{self.url}/health", timeout=2).ok, "entrypoint serve", env
+            )
+        except RuntimeError as error:
+            raise AssertionError(str(error)) from error
 
     def stop(self) -> None:
         stop_process_group(self.process)

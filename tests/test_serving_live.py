@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +15,8 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from devstack.paths import REPO_ROOT
-from devstack.procs import free_port, stop_process_group, tail, wait_until
+from devstack.procs import wait_until
+from devstack.serving import start_serving
 from tests.test_cli import run_trainer
 from trainer import tracking
 
@@ -46,30 +44,11 @@ def registered(tracking_server, training_tree, tmp_path_factory):
 @pytest.fixture(scope="module")
 def gunicorn(tracking_server, registered, tmp_path_factory):
     """gunicorn with the production config: 2 workers, 1 torch thread each."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking_server.url,
-        "MODEL_NAME": MODEL,
-        "MODEL_POLL_SECONDS": "1",
-        "SERVING_BIND": f"127.0.0.1:{port}",
-        "SERVING_WORKERS": "2",
-        "MAX_UPLOAD_BYTES": str(1 << 20),
-    }
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "serving/gunicorn.conf.py", "serving.app:create_app()"],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: requests.get(f"{url}/readyz", timeout=2).ok, 240, process, "gunicorn")
-    except (RuntimeError, TimeoutError) as error:
-        stop_process_group(process)
-        raise AssertionError(f"{error}\n{tail(log)}") from error
-    yield url
-    stop_process_group(process)
+    settings = {"MLFLOW_TRACKING_URI": tracking_server.url, "MODEL_NAME": MODEL, "MODEL_POLL_SECONDS": "1",
+                "SERVING_WORKERS": "2", "MAX_UPLOAD_BYTES": str(1 << 20)}  # fmt: skip
+    served = start_serving(settings, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log")
+    yield served.url
+    served.stop()
 
 
 def test_gunicorn_serves_what_training_predicted(gunicorn, registered, tmp_path):

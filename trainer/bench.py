@@ -25,6 +25,7 @@ FULL_EPOCH = 50_000
 CONFIGS = {
     "fp32": dict(precision="fp32", channels_last=False),
     "fp32-channels-last": dict(precision="fp32", channels_last=True),
+    "bf16": dict(precision="bf16", channels_last=False),
     "bf16-channels-last": dict(precision="bf16", channels_last=True),
 }
 
