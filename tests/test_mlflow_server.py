@@ -223,14 +223,21 @@ def test_password_is_never_printed(s3_server):
 
 
 @pytest.mark.slow
-def test_concurrent_migrations_of_an_empty_database_both_succeed_and_rerun_is_a_no_op(postgres, tmp_path):
+def test_two_servers_started_at_once_on_an_empty_database_both_come_up(postgres, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
     env = clean_env(**fresh_db(postgres), MLFLOW_ARTIFACTS_DESTINATION=str(tmp_path / "artifacts"), MLFLOW_AUTH="true", MLFLOW_ADMIN_PASSWORD="x-Secret-1-long")
-    command = [sys.executable, str(ENTRYPOINT), "migrate"]
-    first, second = (subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2))
-    errors = [p.communicate(timeout=180)[1] for p in (first, second)]
-    assert first.returncode == 0 and second.returncode == 0, errors
-    assert sum("created the tracking schema" in e for e in errors) == 1, errors
-    assert sum("already at" in e for e in errors) == 1, errors
+    with ThreadPoolExecutor(2) as pool:
+        servers = list(pool.map(lambda n: Served(env, tmp_path / f"server-{n}.log"), range(2)))
+    try:
+        logs = [s.log_path.read_text(errors="replace") for s in servers]
+        assert sum("created the tracking schema" in log for log in logs) == 1, logs
+        assert sum("already at" in log for log in logs) == 1, logs
+        for served in servers:
+            assert requests.get(served.url + SEARCH, auth=("admin", "x-Secret-1-long"), timeout=30).status_code == 200
+    finally:
+        for served in servers:
+            served.stop()
     again = run_entrypoint("migrate", env)
     assert again.returncode == 0 and "already at" in again.stderr, again.stderr
 

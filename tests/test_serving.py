@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -257,3 +258,35 @@ def test_refresh_keeps_the_model_when_the_registry_is_unreachable(loaded):
 def test_json_errors_are_valid_json_with_content_type(client):
     response = client.post("/predict", data=b"{", content_type="application/json")
     assert response.mimetype == "application/json" and json.loads(response.get_data())["error"]
+
+
+def test_first_load_retries_until_the_registry_answers(loaded, monkeypatch):
+    from serving import model as serving_model
+    from serving.model import RegistrySettings
+
+    attempts = []
+
+    def flaky_client():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionError("connection refused")
+        return object()
+
+    monkeypatch.setattr(serving_model, "resolve_version", lambda client, settings: ("4", "run-4"))
+    monkeypatch.setattr(serving_model, "load_version", lambda client, settings, version, run_id: loaded)
+    monkeypatch.setattr(serving_model.time, "sleep", lambda seconds: None)
+    holder = ModelHolder(RegistrySettings(name="m", load_timeout=60), client_factory=flaky_client)
+    assert holder.load() is loaded and len(attempts) == 3 and holder.last_error is None
+
+
+def test_first_load_gives_up_after_the_timeout_with_a_clear_message():
+    from serving.model import ModelLoadError, RegistrySettings
+
+    def down():
+        raise ConnectionError("connection refused")
+
+    holder = ModelHolder(RegistrySettings(name="m", load_timeout=1.5), client_factory=down)
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError, match=r"models:/m@champion.*MODEL_LOAD_TIMEOUT.*connection refused"):
+        holder.load()
+    assert time.monotonic() - started < 5
