@@ -1,0 +1,1 @@
+"""The cloud comparison report (python -m report)."""
