@@ -11,10 +11,10 @@ EXTRAS ?= trainer,serving,server,infra,dev
 STAMP := $(VENV)/.installed-$(shell echo '$(EXTRAS)' | tr ',' '-')
 ARGS ?=
 
-.PHONY: help venv demo test test-fast bench bench-serving images clean
+.PHONY: help venv demo test test-fast bench bench-serving benchmark-local report images clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 venv: $(STAMP) ## create .venv and install the project (idempotent)
 
@@ -38,8 +38,14 @@ bench: venv ## training throughput per precision option; writes bench-results.js
 bench-serving: venv ## POST /predict requests/s and p50/p99 at 8 clients for 20 s; writes bench-serving.json
 	$(PY) -m devstack.bench_serving $(ARGS)
 
+benchmark-local: venv ## train RUNS times (default 3, cloud=local) against a local server, then build the report in report-out/local
+	$(PY) -m devstack.benchmark_local --runs $(or $(RUNS),3) $(ARGS)
+
+report: venv ## the cloud comparison: make report ARGS="--tracking-uri http://... --tracking-uri http://..."
+	$(PY) -m report $(ARGS)
+
 images: ## build and push the three images: make images REGISTRY=<stack output registryUrl> [TAG=v1]
 	REGISTRY='$(REGISTRY)' TAG='$(or $(TAG),latest)' scripts/build-images.sh
 
 clean: ## remove the virtual environment and local run outputs
-	rm -rf $(VENV) .demo .pytest_cache bench-results.json bench-serving.json test-artifacts
+	rm -rf $(VENV) .demo .pytest_cache bench-results.json bench-serving.json test-artifacts .benchmark report-out

@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         server.stop()
+        if not args.keep_server:
+            print("stopped the tracking server (make demo ARGS=--keep-server keeps it up; the runs stay in the work dir)")
 
 
 if __name__ == "__main__":

@@ -403,10 +403,17 @@ def main(argv: list[str] | None = None) -> int:
         description="Start the MLflow tracking server from settings and secrets.",
         epilog="settings (environment variables):\n"
         + "\n".join(f"  {name:<31} {meaning}" + (f" (default {default!r})" if default else "") for name, (default, meaning) in SETTINGS.items())
-        + "\n\nexit codes: 0 done, 2 bad settings, 3 database unreachable, 4 artifact store unusable",
+        + "\n\nexit codes: 0 done, 2 bad settings, 3 database unreachable or refusing the credentials, 4 artifact store unusable",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", nargs="?", default="serve", choices=("serve", "migrate", "check"))
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=("serve", "migrate", "check"),
+        help="serve (default): wait for the database, migrate, check the artifact store, start mlflow server; "
+        "migrate: wait and migrate, then exit; check: everything serve checks, then exit",
+    )
     args = parser.parse_args(argv)
     env = dict(os.environ)
     try:

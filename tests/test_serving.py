@@ -29,7 +29,7 @@ class TorchPredictor:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self.model(torch.from_numpy(images)).numpy()
+            return self.model(torch.from_numpy(np.array(images))).numpy()
 
 
 @pytest.fixture(scope="module")

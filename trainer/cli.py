@@ -19,7 +19,7 @@ environment:
   MLFLOW_TRACKING_URI      tracking server (default: MLflow's local ./mlruns)
   MLFLOW_EXPERIMENT_NAME   experiment (default: alexnet-cifar10)
   MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD   basic-auth credentials
-  CIFAR10_DATA, CIFAR10_CACHE, CIFAR10_URL, CLOUD, TRAINING_RUN   defaults of the options below
+  CIFAR10_DATA, CIFAR10_CACHE, CIFAR10_URL, CLOUD, TRAINING_RUN   defaults of the options above
 
 exit codes: 0 done, 2 bad data or options, 3 tracking server unusable, 130/143 interrupted
 """
