@@ -8,7 +8,7 @@ float happens inside the model itself (:class:`alexnet_cifar.model.AlexNet`).
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 #: CIFAR-10 class names in label order (also the alphabetical order of the
 #: image-tree folders, so both data formats agree on indices).
@@ -34,7 +34,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode.startswith("I") or image.mode == "F":
         # 16/32-bit integer or float greyscale: map the sensor's range to 8 bits
         # instead of clipping it (a 16-bit white must stay white).
-        array = np.asarray(image, dtype=np.float64)
+        array = np.asarray(image, dtype=np.float32)
         peak = float(array.max()) if array.size else 0.0
         if image.mode.startswith("I;16") or peak > 255:
             array = array / 257.0  # 0..65535 -> 0..255
@@ -57,7 +57,7 @@ def to_model_input(image: Image.Image) -> np.ndarray:
     Images of another size are resized with a bicubic filter (with Pillow's
     antialiasing when shrinking), which is what a user uploading a photo expects.
     """
-    image = _to_rgb(image)
+    image = _to_rgb(ImageOps.exif_transpose(image))  # a phone photo's orientation tag
     if image.size != (IMAGE_SIZE, IMAGE_SIZE):
         image = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))

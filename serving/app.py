@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import os
 import time
 import warnings
@@ -33,9 +34,10 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "MODEL_POLL_SECONDS": ("30", "how often to check whether the alias moved (0 = never)"),
     "MAX_UPLOAD_BYTES": ("10485760", "largest request body; larger ones get 413"),
     "MAX_BATCH": ("64", "most images in one request"),
-    "MAX_IMAGE_PIXELS": ("40000000", "largest decoded image (width x height); larger ones get 413"),
+    "MAX_IMAGE_PIXELS": ("16000000", "largest decoded image (width x height); larger ones get 413 (a 16 M-pixel upload costs about 200 MB while it is converted)"),
 }
 RAW_TYPES = ("image/", "application/octet-stream")
+KNOWN_METHODS = ("GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH")
 #: Bodies this much over the limit are still read (and dropped) so the client sees the 413.
 DRAIN_LIMIT = 64 << 20
 
@@ -63,6 +65,7 @@ def decode_image(raw: bytes, where: str, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own guard, checked while it opens the file
             with Image.open(io.BytesIO(raw)) as image:
                 if image.width * image.height > max_pixels:
                     raise BadInput(f"{where}: image is {image.width}x{image.height}, more than {max_pixels} pixels", 413)
@@ -70,10 +73,12 @@ def decode_image(raw: bytes, where: str, max_pixels: int) -> np.ndarray:
                 return to_model_input(image)
     except BadInput:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadInput(f"{where}: image has more than {max_pixels} pixels (MAX_IMAGE_PIXELS)", 413) from None
+    except UnidentifiedImageError as error:
         raise BadInput(f"{where}: not an image Pillow can read ({error})") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as error:  # truncated or corrupt data
-        raise BadInput(f"{where}: corrupt or truncated image ({error})") from None
+    except Exception as error:  # noqa: BLE001 - truncated or corrupt data: Pillow's plugins raise many types
+        raise BadInput(f"{where}: corrupt or truncated image ({type(error).__name__}: {error})") from None
 
 
 def _index(value, count: int, where: str) -> int:
@@ -87,10 +92,27 @@ def _index(value, count: int, where: str) -> int:
 def _b64(value, where: str) -> bytes:
     if not isinstance(value, str):
         raise BadInput(f"{where} must be a base64 string")
+    if value[:5].lower() == "data:":
+        if "," not in value:
+            raise BadInput(f"{where} is a data URL without data (expected data:image/...;base64,...)")
+        value = value.split(",", 1)[1]
     try:
-        return base64.b64decode(value.split(",", 1)[1] if value.startswith("data:") else value, validate=True)
+        return base64.b64decode("".join(value.split()), validate=True)  # line breaks as base64(1) prints them are fine
     except (binascii.Error, ValueError):
         raise BadInput(f"{where} is not valid base64") from None
+
+
+def read_body() -> bytes:
+    """The request body, refusing more than MAX_UPLOAD_BYTES also when it comes chunked (no Content-Length)."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None:
+        return request.get_data(cache=False)
+    # Chunked: werkzeug would cut the body at the limit silently; read one byte more to tell.
+    stream = request.environ["wsgi.input"]
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise RequestEntityTooLarge()
+    return data
 
 
 def read_inputs(model: LoadedModel, max_batch: int, max_pixels: int) -> tuple[np.ndarray, list[dict], bool]:
@@ -103,14 +125,17 @@ def read_inputs(model: LoadedModel, max_batch: int, max_pixels: int) -> tuple[np
         files = [f for name in request.files for f in request.files.getlist(name)]
         if not files:
             raise BadInput("no file in the form: send the image in a field named 'file'")
-        batch = len(files) > 1
-        for upload in files[: max_batch + 1]:
-            images.append(decode_image(upload.read(), upload.filename or upload.name, max_pixels))
-            sources.append({"filename": upload.filename})
         if len(files) > max_batch:
             raise BadInput(f"{len(files)} files in one request; at most {max_batch} (MAX_BATCH)", 413)
+        batch = len(files) > 1
+        for upload in files:
+            images.append(decode_image(upload.read(), upload.filename or f"field '{upload.name}'", max_pixels))
+            sources.append({"filename": upload.filename})
     elif content_type == "application/json":
-        body = request.get_json(silent=True)
+        try:
+            body = json.loads(read_body())
+        except (ValueError, RecursionError):
+            body = None
         if not isinstance(body, dict):
             raise BadInput('malformed JSON: expected an object such as {"index": 3} or {"image_base64": "..."}')
         count = len(model.sample_labels)
@@ -140,7 +165,7 @@ def read_inputs(model: LoadedModel, max_batch: int, max_pixels: int) -> tuple[np
         else:
             raise BadInput('JSON needs one of "index", "indices", "image_base64", "images_base64"')
     elif content_type.startswith(RAW_TYPES):
-        images.append(decode_image(request.get_data(cache=False), "request body", max_pixels))
+        images.append(decode_image(read_body(), "request body", max_pixels))
         sources.append({})
     else:
         raise BadInput(
@@ -173,6 +198,8 @@ def predict():
         return jsonify(error="the model is not loaded yet"), 503
     images, sources, batch = read_inputs(model, current_app.config["MAX_BATCH"], current_app.config["MAX_IMAGE_PIXELS"])
     probabilities = model.probabilities(images)
+    if not np.isfinite(probabilities).all():
+        return jsonify(error=f"model version {model.version} produced non-finite output; it cannot be served"), 500
     answers = [{**describe(p, model.version), **source} for p, source in zip(probabilities, sources)]
     metrics.PREDICTED_IMAGES.inc(len(answers))
     if batch:
@@ -226,6 +253,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=None,  # the body limit above covers forms too
     )
     app.config.update({k: v for k, v in config.items() if k.isupper()})
+    app.config.setdefault("MAX_FORM_PARTS", 1000)
+    for name in ("MAX_BATCH", "MAX_IMAGE_PIXELS", "MAX_CONTENT_LENGTH"):
+        if app.config[name] < 1:
+            raise ValueError(f"{'MAX_UPLOAD_BYTES' if name == 'MAX_CONTENT_LENGTH' else name} must be at least 1")
     holder = config.get("MODEL_HOLDER")
     if holder is None:
         holder = ModelHolder(
@@ -254,7 +285,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     def record(response):
         started = request.environ.get("serving.started")
         endpoint = request.url_rule.rule if request.url_rule else "unknown"
-        metrics.REQUESTS.labels(endpoint=endpoint, method=request.method, status=str(response.status_code)).inc()
+        method = request.method if request.method in KNOWN_METHODS else "OTHER"  # bounded label values
+        metrics.REQUESTS.labels(endpoint=endpoint, method=method, status=str(response.status_code)).inc()
         if started is not None:
             metrics.LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
         current = app.extensions["model_holder"].current
@@ -270,8 +302,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     def http_error(error: HTTPException):
         message = error.description
         if isinstance(error, RequestEntityTooLarge):
-            message = f"request body larger than {app.config['MAX_CONTENT_LENGTH']} bytes (MAX_UPLOAD_BYTES)"
-        return jsonify(error=message), error.code
+            too_big = request.content_length is None or request.content_length > app.config["MAX_CONTENT_LENGTH"]
+            message = (
+                f"request body larger than {app.config['MAX_CONTENT_LENGTH']} bytes (MAX_UPLOAD_BYTES)"
+                if too_big
+                else f"too many form parts (at most {app.config['MAX_FORM_PARTS']})"
+            )
+        response = jsonify(error=message)
+        response.status_code = error.code
+        for name, value in error.get_headers():
+            if name.lower() == "allow":  # 405 says which methods work
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -290,3 +290,84 @@ def test_first_load_gives_up_after_the_timeout_with_a_clear_message():
     with pytest.raises(ModelLoadError, match=r"models:/m@champion.*MODEL_LOAD_TIMEOUT.*connection refused"):
         holder.load()
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "body, phrase",
+    [
+        ({"image_base64": "data:image/png;base64"}, "data URL without data"),
+        ({"images_base64": ["DATA:x"]}, "data URL without data"),
+    ],
+)
+def test_broken_data_urls_are_400(client, body, phrase):
+    response = client.post("/predict", json=body)
+    assert response.status_code == 400 and phrase in response.json["error"]
+
+
+def test_base64_with_line_breaks_and_uppercase_data_prefix_works(client, jpeg):
+    wrapped = "\n".join(base64.b64encode(jpeg).decode()[i : i + 76] for i in range(0, 4000, 76)) + "\n"
+    for value in (base64.b64encode(jpeg).decode() + "\n", "DATA:image/jpeg;base64," + base64.b64encode(jpeg).decode()):
+        assert client.post("/predict", json={"image_base64": value}).status_code == 200
+    assert client.post("/predict", json={"image_base64": wrapped}).status_code in (200, 400)  # cut-off data: a clean 400 at worst
+
+
+def test_deeply_nested_json_is_400_not_500(client):
+    response = client.post("/predict", data=b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}", content_type="application/json")
+    assert response.status_code == 400 and "malformed JSON" in response.json["error"]
+
+
+def test_image_header_claiming_a_huge_size_is_413(client):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 10000, 10000, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+    response = client.post("/predict", data=png, content_type="image/png")
+    assert response.status_code == 413 and "MAX_IMAGE_PIXELS" in response.json["error"]
+
+
+def test_exif_orientation_is_applied(client):
+    from PIL import ImageOps
+
+    picture = Image.new("RGB", (48, 32), (0, 0, 0))
+    picture.paste((255, 255, 255), (0, 0, 24, 32))  # white left half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    tagged = io.BytesIO()
+    picture.save(tagged, "JPEG", exif=exif, quality=95)
+    expected = preprocess.to_model_input(ImageOps.exif_transpose(Image.open(io.BytesIO(tagged.getvalue()))))
+    assert np.array_equal(preprocess.to_model_input(Image.open(io.BytesIO(tagged.getvalue()))), expected)
+    assert expected[:16].mean() > 200 and expected[16:].mean() < 60  # white on top after rotating
+
+
+def test_405_says_which_methods_work_and_metric_labels_stay_bounded(client):
+    response = client.put("/predict")
+    assert response.status_code == 405 and "POST" in response.headers["Allow"]
+    client.open("/predict", method="XMETHOD1")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "XMETHOD1" not in text and 'method="OTHER"' in text
+
+
+def test_non_finite_model_output_is_an_error_not_invalid_json(real_sample):
+    class NaNPredictor:
+        def predict(self, images):
+            return np.full((len(images), 10), np.nan)
+
+    images, labels = real_sample.arrays("test", 1)
+    holder = ModelHolder.fixed(LoadedModel(NaNPredictor(), "9", "u", images, labels))
+    response = create_app({"MODEL_HOLDER": holder}).test_client().post("/predict", json={"index": 0})
+    assert response.status_code == 500 and "non-finite" in json.loads(response.get_data())["error"]
+
+
+def test_too_many_form_parts_says_so(client):
+    fields = {f"f{i}": "x" for i in range(1100)}
+    response = client.post("/predict", data=fields, content_type="multipart/form-data")
+    assert response.status_code == 413 and "form parts" in response.json["error"]
+
+
+def test_batch_limit_is_checked_before_decoding(client):
+    files = {"file": [(io.BytesIO(b"junk"), f"{i}.png") for i in range(9)]}
+    response = client.post("/predict", data=files, content_type="multipart/form-data")
+    assert response.status_code == 413 and "MAX_BATCH" in response.json["error"]

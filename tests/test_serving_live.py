@@ -70,6 +70,15 @@ def test_oversized_body_gets_413_not_a_reset_connection(gunicorn):
     assert requests.get(f"{gunicorn}/healthz", timeout=5).ok
 
 
+def test_chunked_body_over_the_limit_gets_413_too(gunicorn):
+    def chunks():
+        for _ in range(40):
+            yield b"\0" * (64 << 10)  # 2.5 MiB in all, no Content-Length
+
+    response = requests.post(f"{gunicorn}/predict", data=chunks(), headers={"Content-Type": "image/png"}, timeout=60)
+    assert response.status_code == 413 and "MAX_UPLOAD_BYTES" in response.json()["error"]
+
+
 def test_metrics_add_up_both_workers(gunicorn):
     for _ in range(20):
         requests.get(f"{gunicorn}/healthz", timeout=5)
