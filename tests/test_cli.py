@@ -131,3 +131,36 @@ def test_sigterm_ends_the_run_killed(training_tree, tmp_path):
     process.wait(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM
     assert _only_run(tracking_uri).info.status == "KILLED"
+
+
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**70)], "--seed"),
+        (["--momentum", "-1"], "--momentum"),
+        (["--weight-decay", "-1"], "--weight-decay"),
+        (["--lr", "nan"], "--lr must be a finite"),
+        (["--lr", "inf"], "--lr must be a finite"),
+        (["--momentum", "nan"], "--momentum must be a finite"),
+        (["--crop-padding", "100000"], "--crop-padding"),
+        (["--threads", "100000"], "--threads"),
+        (["--download-url", "notaurl"], "--download-url"),
+        (["--register-as", "bad/name%"], "--register-as"),
+        (["--register-as", ""], "--register-as"),
+    ],
+)
+def test_bad_option_values_exit_2_before_any_work(args, phrase, tmp_path):
+    result = run_trainer(*args, "--cache-dir", str(tmp_path), env={"MLFLOW_TRACKING_URI": f"file://{tmp_path}/mlruns"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert phrase in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "mlruns").exists()  # no run was started
+
+
+def test_cache_dir_that_is_a_file_and_a_malformed_tracking_uri_exit_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_trainer("--cache-dir", str(blocker))
+    assert result.returncode == 2 and "is a file" in result.stderr
+    result = run_trainer("--cache-dir", str(tmp_path), env={"MLFLOW_TRACKING_URI": "http://[::1"})
+    assert result.returncode == 2 and "MLFLOW_TRACKING_URI" in result.stderr and "Traceback" not in result.stderr

@@ -274,3 +274,14 @@ def test_unusable_paths_are_refused(content, message, tmp_path):
     with pytest.raises(DataError, match=message):
         load_cifar10(path, tmp_path / "cache")
 
+
+
+@pytest.mark.parametrize("labels", [[b"a"] * 4, [None] * 4, [10**30] * 4, [0.5] * 4, [[1], [2, 3], [], [4]]], ids=["bytes", "none", "huge", "float", "ragged"])
+def test_canonical_batch_with_bad_labels_is_a_data_error(labels):
+    import pickle
+
+    from trainer.data import DataError, _read_batch
+
+    raw = pickle.dumps({b"data": np.zeros((4, 3072), np.uint8), b"labels": labels}, protocol=2)
+    with pytest.raises(DataError, match="data_batch_1"):
+        _read_batch(raw, "archive:data_batch_1")

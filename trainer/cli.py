@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import urllib.parse
 import signal
 import sys
 import time
@@ -82,16 +84,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    def option(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
     for name in ("epochs", "batch_size", "eval_every"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+            parser.error(f"{option(name)} must be at least 1")
     for name in ("train_subset", "test_subset", "threads", "crop_padding"):
         if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must not be negative")
+            parser.error(f"{option(name)} must not be negative")
+    for name in ("lr", "momentum", "weight_decay", "dropout", "label_smoothing"):
+        if not math.isfinite(getattr(args, name)):
+            parser.error(f"{option(name)} must be a finite number")
     if args.lr <= 0:
         parser.error("--lr must be positive")
+    if args.momentum < 0 or args.weight_decay < 0:
+        parser.error("--momentum and --weight-decay must not be negative")
     if not 0 <= args.dropout < 1 or not 0 <= args.label_smoothing < 1:
         parser.error("--dropout and --label-smoothing must be in [0, 1)")
+    if not 0 <= args.seed < 2**32:
+        parser.error("--seed must be in 0..4294967295")
+    if args.crop_padding > 32:
+        parser.error("--crop-padding must be at most 32 pixels (the images are 32x32)")
+    if args.threads > 256:
+        parser.error("--threads must be at most 256")
+    if args.batch_size > 65536:
+        parser.error("--batch-size must be at most 65536")
+    if urllib.parse.urlparse(args.download_url).scheme not in ("http", "https", "file"):
+        parser.error("--download-url must be an http, https or file URL")
+    try:
+        urllib.parse.urlparse(os.environ.get("MLFLOW_TRACKING_URI", "")).port
+    except ValueError as error:
+        parser.error(f"MLFLOW_TRACKING_URI is not a valid URI ({error})")
+    if args.cache_dir.exists() and not args.cache_dir.is_dir():
+        parser.error(f"--cache-dir {args.cache_dir} is a file, not a folder")
+    if not args.no_register:
+        from mlflow.exceptions import MlflowException
+        from mlflow.utils.validation import _validate_model_name
+
+        try:
+            _validate_model_name(args.register_as)
+        except MlflowException as error:
+            parser.error(f"--register-as: {error.message}")
+        if any(c in args.register_as for c in "/%:?#"):
+            parser.error("--register-as must not contain / % : ? # (it becomes part of models:/ URIs)")
 
 
 def _raise_on_sigterm(signum, frame):

@@ -143,8 +143,14 @@ def _read_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{where}: corrupt CIFAR-10 batch ({error})") from error
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DataError(f"{where}: not a CIFAR-10 batch (needs 'data' and 'labels')")
-    data = np.asarray(batch[b"data"])
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    try:
+        data = np.asarray(batch[b"data"])
+        raw_labels = np.asarray(batch[b"labels"])
+        if raw_labels.dtype.kind not in "iu":
+            raise ValueError(f"labels are {raw_labels.dtype}, not integers")
+        labels = raw_labels.astype(np.int64)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise DataError(f"{where}: malformed 'data' or 'labels' ({error})") from None
     pixels = 3 * IMAGE_SIZE * IMAGE_SIZE
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != pixels:
         raise DataError(f"{where}: 'data' is {data.dtype}{list(data.shape)}, expected uint8[N, {pixels}] (32x32 RGB)")
