@@ -19,8 +19,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import ipaddress
 import os
+import re
 import shlex
+import socket
 import sys
 import tempfile
 import time
@@ -109,10 +112,20 @@ def _secret(env: dict[str, str], name: str) -> str:
     file_name = env.get(f"{name}_FILE", "").strip()
     if file_name:
         try:
-            return Path(file_name).read_text().rstrip("\r\n")
+            return Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as error:
             raise SettingError(f"{name}_FILE: cannot read {file_name} ({error.strerror})") from None
-    return env.get(name, "")
+        except UnicodeDecodeError:
+            raise SettingError(f"{name}_FILE: {file_name} is not UTF-8 text") from None
+    return _utf8(env.get(name, ""), name)
+
+
+def _utf8(value: str, name: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SettingError(f"{name} is not valid UTF-8") from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -157,6 +170,21 @@ class Settings:
         return self.backend_store_uri.replace(f":{quote(self.db_password, safe='')}@", ":***@") if self.db_password else self.backend_store_uri
 
 
+def _db_host(value: str) -> str:
+    """A host name, an IPv4 address or an IPv6 address (with or without brackets), nothing more."""
+    host = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    if ":" in host:
+        try:
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            pass
+    elif re.fullmatch(r"[A-Za-z0-9._-]+", host):
+        return host
+    raise SettingError(
+        f"MLFLOW_DB_HOST must be a host name or IP address only (port in MLFLOW_DB_PORT, database in MLFLOW_DB_NAME), not {value!r}"
+    )
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Parse and validate every setting; errors name the setting."""
     env = dict(os.environ if env is None else env)
@@ -181,11 +209,17 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     allowed_hosts = ",".join(h.strip() for h in _setting(env, "MLFLOW_ALLOWED_HOSTS").split(",") if h.strip())
     if not allowed_hosts:
         raise SettingError("MLFLOW_ALLOWED_HOSTS must list at least one host")
+    db_host = _db_host(_utf8(_setting(env, "MLFLOW_DB_HOST"), "MLFLOW_DB_HOST"))
+    endpoint = env.get("MLFLOW_S3_ENDPOINT_URL", "").strip()
+    if endpoint and (urlparse(endpoint).scheme not in ("http", "https") or not urlparse(endpoint).netloc):
+        raise SettingError(f"MLFLOW_S3_ENDPOINT_URL must be an http(s) URL, not {endpoint!r}")
+    if scheme == "file" and not urlparse(destination).path:
+        raise SettingError("MLFLOW_ARTIFACTS_DESTINATION: file:// names no folder")
     return Settings(
-        db_host=_setting(env, "MLFLOW_DB_HOST"),
+        db_host=db_host,
         db_port=_int_setting(env, "MLFLOW_DB_PORT", 1, 65535),
         db_name=_setting(env, "MLFLOW_DB_NAME"),
-        db_user=_setting(env, "MLFLOW_DB_USER"),
+        db_user=_utf8(_setting(env, "MLFLOW_DB_USER"), "MLFLOW_DB_USER"),
         db_password=_secret(env, "MLFLOW_DB_PASSWORD"),
         db_sslmode=sslmode,
         db_wait_seconds=_int_setting(env, "MLFLOW_DB_WAIT_SECONDS", 0, 3600),
@@ -229,8 +263,9 @@ def wait_for_database(settings: Settings, engine) -> None:
             return
         except sqlalchemy.exc.OperationalError as error:
             reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-            reason = reason.replace(settings.db_password, "***") if settings.db_password else reason
-            if "password authentication failed" in reason or ("database" in reason and "does not exist" in reason):
+            if settings.db_password and settings.db_password in reason:
+                reason = "(details withheld: the driver's message contains the password)"
+            if any(p in reason for p in ("password authentication failed", "no password supplied")) or ("database" in reason and "does not exist" in reason):
                 raise SettingError(f"database {settings.redacted_uri}: {reason} (check MLFLOW_DB_USER, MLFLOW_DB_PASSWORD, MLFLOW_DB_NAME)", EXIT_DATABASE) from None
             if time.monotonic() + delay > deadline:
                 raise SettingError(
@@ -382,6 +417,17 @@ def server_environment(settings: Settings, env: dict[str, str], folder: Path) ->
     return server_env
 
 
+def check_listen_address(settings: Settings) -> None:
+    """MLFLOW_HOST:MLFLOW_PORT can be bound (mlflow server itself exits 0 when it cannot)."""
+    try:
+        infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as error:
+        raise SettingError(f"cannot listen on MLFLOW_HOST={settings.host} MLFLOW_PORT={settings.port}: {error.strerror or error}") from None
+
+
 def prepare(settings: Settings, env: dict[str, str], check_artifacts: bool) -> None:
     """Wait for the database, migrate, and check the artifact store."""
     engine = _engine(settings)
@@ -418,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     try:
         settings = load_settings(env)
+        if args.command != "migrate":
+            check_listen_address(settings)
         prepare(settings, env, check_artifacts=args.command != "migrate" and settings.artifacts_check)
     except SettingError as error:
         log(f"error: {error}")

@@ -14,16 +14,25 @@ import tempfile
 from alexnet_cifar.cpus import usable_cpus
 
 _cpus = usable_cpus()
+
+
+def _positive(name: str, default: int) -> int:
+    raw = os.environ.get(name) or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"error: {name} must be a positive integer, not {raw!r}")
+    return int(raw)
+
+
 bind = os.environ.get("SERVING_BIND", "0.0.0.0:8080")
-workers = int(os.environ.get("SERVING_WORKERS") or _cpus)
-threads = int(os.environ.get("SERVING_THREADS") or 2)  # request threads per worker (I/O overlap)
+workers = _positive("SERVING_WORKERS", _cpus)
+threads = _positive("SERVING_THREADS", 2)  # request threads per worker (I/O overlap)
 worker_class = "gthread"
-timeout = int(os.environ.get("SERVING_TIMEOUT") or 60)
+timeout = _positive("SERVING_TIMEOUT", 60)
 graceful_timeout = 30
 keepalive = 65  # above the cloud load balancers' 60 s idle timeout
 preload_app = False  # each worker loads the model itself, after the fork
 accesslog = os.environ.get("SERVING_ACCESS_LOG") or None
-torch_threads = int(os.environ.get("TORCH_THREADS") or max(1, _cpus // workers))
+torch_threads = _positive("TORCH_THREADS", max(1, _cpus // workers))
 
 # /metrics adds up every worker's counters through this folder.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="serving-metrics-"))

@@ -50,6 +50,30 @@ def test_backend_uri_percent_encodes_any_password_and_parses_back():
     assert all(NASTY_PASSWORD not in part for part in entrypoint.server_command(settings))
 
 
+@pytest.mark.parametrize("given, host", [("[::1]", "::1"), ("::1", "::1"), ("db.internal", "db.internal"), ("10.0.0.5", "10.0.0.5")])
+def test_ipv6_and_names_are_accepted_as_hosts(given, host):
+    settings = entrypoint.load_settings({**BASE, "MLFLOW_DB_HOST": given})
+    assert settings.db_host == host and make_url(settings.backend_store_uri).host == host
+
+
+def test_password_file_that_is_not_utf8_is_a_setting_error(tmp_path):
+    secret = tmp_path / "password"
+    secret.write_bytes(b"S3cr3tPw\xff\xfe")
+    with pytest.raises(entrypoint.SettingError, match="not UTF-8"):
+        entrypoint.load_settings({**BASE, "MLFLOW_DB_PASSWORD_FILE": str(secret)})
+
+
+def test_busy_port_is_a_setting_error_before_starting_the_server(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        settings = entrypoint.load_settings({**BASE, "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(busy.getsockname()[1])})
+        with pytest.raises(entrypoint.SettingError, match="cannot listen on MLFLOW_HOST=127.0.0.1"):
+            entrypoint.check_listen_address(settings)
+
+
 def test_password_file_wins_and_is_read_without_its_newline(tmp_path):
     secret = tmp_path / "password"
     secret.write_text(NASTY_PASSWORD + "\n")
@@ -74,6 +98,13 @@ def test_password_file_wins_and_is_read_without_its_newline(tmp_path):
         ({"MLFLOW_DB_PASSWORD_FILE": "/nonexistent/password"}, "MLFLOW_DB_PASSWORD_FILE"),
         ({"MLFLOW_AUTH_DEFAULT_PERMISSION": "ALL"}, "MLFLOW_AUTH_DEFAULT_PERMISSION"),
         ({"MLFLOW_ALLOWED_HOSTS": " , "}, "MLFLOW_ALLOWED_HOSTS"),
+        ({"MLFLOW_DB_HOST": "127.0.0.1/x"}, "MLFLOW_DB_HOST"),
+        ({"MLFLOW_DB_HOST": "127.0.0.1:5432"}, "MLFLOW_DB_HOST"),
+        ({"MLFLOW_DB_HOST": "db?sslmode=disable"}, "MLFLOW_DB_HOST"),
+        ({"MLFLOW_DB_HOST": "postgresql://u:p@h/db"}, "MLFLOW_DB_HOST"),
+        ({"MLFLOW_DB_PASSWORD": "bad\udcff"}, "MLFLOW_DB_PASSWORD is not valid UTF-8"),
+        ({"MLFLOW_S3_ENDPOINT_URL": "notaurl"}, "MLFLOW_S3_ENDPOINT_URL"),
+        ({"MLFLOW_ARTIFACTS_DESTINATION": "file://"}, "MLFLOW_ARTIFACTS_DESTINATION"),
     ],
 )
 def test_bad_settings_name_the_setting(override, named):
