@@ -146,7 +146,7 @@ def _read_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         data = np.asarray(batch[b"data"])
         raw_labels = np.asarray(batch[b"labels"])
-        if raw_labels.dtype.kind not in "iu":
+        if raw_labels.size and raw_labels.dtype.kind not in "iu":
             raise ValueError(f"labels are {raw_labels.dtype}, not integers")
         labels = raw_labels.astype(np.int64)
     except (ValueError, TypeError, OverflowError) as error:
