@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start a local MLflow server, train AlexNet on CIFAR-10 with it, register the model and print the metrics.",
         epilog=(
             "environment: CIFAR10_DATA (data; default: the shared copy beside the clone, else download), "
-            "DEMO_BACKEND_STORE_URI (e.g. postgresql://user:pass@host/db; default: SQLite in the work dir), "
+            "DEMO_BACKEND_STORE_URI (e.g. postgresql://<user>:<password>@<host>/<db>; default: SQLite in the work dir), "
             "DEMO_PORT, DEMO_WORK_DIR. Arguments after -- go to the trainer (python -m trainer --help)."
         ),
     )
