@@ -180,8 +180,9 @@ def _db_host(value: str) -> str:
             pass
     elif re.fullmatch(r"[A-Za-z0-9._-]+", host):
         return host
+    shown = "a URI with credentials (not shown)" if "@" in value else repr(value)
     raise SettingError(
-        f"MLFLOW_DB_HOST must be a host name or IP address only (port in MLFLOW_DB_PORT, database in MLFLOW_DB_NAME), not {value!r}"
+        f"MLFLOW_DB_HOST must be a host name or IP address only (port in MLFLOW_DB_PORT, database in MLFLOW_DB_NAME), not {shown}"
     )
 
 

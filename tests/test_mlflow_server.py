@@ -50,6 +50,12 @@ def test_backend_uri_percent_encodes_any_password_and_parses_back():
     assert all(NASTY_PASSWORD not in part for part in entrypoint.server_command(settings))
 
 
+def test_a_uri_pasted_into_the_host_setting_is_refused_without_echoing_it():
+    with pytest.raises(entrypoint.SettingError) as raised:
+        entrypoint.load_settings({**BASE, "MLFLOW_DB_HOST": "postgresql://u:Secr3t-pw@h/db"})
+    assert "Secr3t-pw" not in str(raised.value) and "MLFLOW_DB_HOST" in str(raised.value)
+
+
 @pytest.mark.parametrize("given, host", [("[::1]", "::1"), ("::1", "::1"), ("db.internal", "db.internal"), ("10.0.0.5", "10.0.0.5")])
 def test_ipv6_and_names_are_accepted_as_hosts(given, host):
     settings = entrypoint.load_settings({**BASE, "MLFLOW_DB_HOST": given})
