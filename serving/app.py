@@ -65,7 +65,6 @@ def decode_image(raw: bytes, where: str, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own guard, checked while it opens the file
             with Image.open(io.BytesIO(raw)) as image:
                 if image.width * image.height > max_pixels:
                     raise BadInput(f"{where}: image is {image.width}x{image.height}, more than {max_pixels} pixels", 413)
@@ -270,6 +269,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         holder.load()
         holder.start_watching()
     app.extensions["model_holder"] = holder
+    # Pillow's own bomb guard (checked while it opens a file, before our size check) follows the setting.
+    Image.MAX_IMAGE_PIXELS = app.config["MAX_IMAGE_PIXELS"]
     if holder.current is not None:
         metrics.MODEL_VERSION.set(float(holder.current.version) if holder.current.version.isdigit() else 0)
 
