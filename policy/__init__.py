@@ -1,0 +1,1 @@
+"""The Pulumi policy pack: ``pulumi preview|up --policy-pack policy`` (see README, "Security")."""

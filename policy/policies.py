@@ -1,0 +1,507 @@
+"""The project's security and fairness guarantees as Pulumi policies.
+
+Every policy here is mandatory (see ``__main__.py``): a violation stops
+``pulumi preview`` and ``pulumi up``. Each check reads the resource's inputs the
+way the engine hands them to a policy pack (camelCase property names). A value
+that is still unknown during a preview raises inside ``props`` and the SDK
+skips that check for that resource, so nothing here guesses at unknowns.
+
+This module imports only the standard library and ``pulumi_policy``: the Pulumi
+CLI runs ``__main__.py`` as a script from this folder, and the tests import it
+as ``policy.policies``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+#: The only Kubernetes Services that may face the internet: MLflow's UI/API and the inference service.
+LOAD_BALANCED_SERVICES = frozenset({"mlflow", "serving"})
+#: The study's cluster: 3 worker nodes of 2 vCPUs each.
+NODE_COUNT = 3
+NODE_VCPUS = 2
+#: Client TLS modes that refuse a plaintext connection to PostgreSQL.
+TLS_SSLMODES = frozenset({"require", "verify-ca", "verify-full"})
+#: Environment variable names that hold credentials; their value must come from a Secret.
+SECRET_ENV_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL", re.IGNORECASE)
+#: ``scheme://user:password@host`` in a plain value.
+CREDENTIAL_URI = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
+
+Check = Callable[[Mapping[str, Any]], Iterator[str]]
+#: Policy name -> the resource types its checks read (the tests prove none of them is vacuous).
+CHECKED_TYPES: dict[str, frozenset[str]] = {}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def is_open_cidr(value: Any) -> bool:
+    """True for 0.0.0.0/0, ::/0 and anything else that admits every address."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return ipaddress.ip_network(value.strip(), strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+def _items(value: Any) -> list:
+    # The SDK hands lists and maps over as read-only Sequence/Mapping proxies.
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _resource_policy(name: str, description: str, checks: Mapping[str, Check]) -> ResourceValidationPolicy:
+    """A policy that runs ``checks[resource type]`` and reports each message it yields."""
+
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        check = checks.get(args.resource_type)
+        if check is None:
+            return
+        for message in check(args.props):
+            report_violation(message, None)
+
+    CHECKED_TYPES[name] = frozenset(checks)
+    return ResourceValidationPolicy(
+        name=name, description=description, validate=validate, enforcement_level=EnforcementLevel.MANDATORY
+    )
+
+
+# --------------------------------------------------------------------------- databases
+
+
+def _rds_private(props: Mapping[str, Any]) -> Iterator[str]:
+    if props.get("publiclyAccessible") is True:
+        yield "RDS: publiclyAccessible must be false; the database is reached from the cluster only"
+    if not _items(props.get("vpcSecurityGroupIds")):
+        yield "RDS: set vpcSecurityGroupIds; the VPC's default security group admits more than the cluster"
+
+
+def _cloud_sql_private(props: Mapping[str, Any]) -> Iterator[str]:
+    ip = _dict(_dict(props.get("settings")).get("ipConfiguration"))
+    # Cloud SQL gives an instance a public IPv4 address unless ipv4Enabled is false.
+    if ip.get("ipv4Enabled") is not False:
+        yield "Cloud SQL: settings.ipConfiguration.ipv4Enabled must be false (no public IP)"
+    if not ip.get("privateNetwork"):
+        yield "Cloud SQL: settings.ipConfiguration.privateNetwork must name the VPC"
+    for network in _items(ip.get("authorizedNetworks")):
+        if is_open_cidr(_dict(network).get("value")):
+            yield "Cloud SQL: an authorized network admits 0.0.0.0/0"
+
+
+def _ibm_database_private(props: Mapping[str, Any]) -> Iterator[str]:
+    # IBM Cloud Databases default to public endpoints.
+    if props.get("serviceEndpoints") != "private":
+        yield f"IBM Cloud Databases: serviceEndpoints must be 'private', not {props.get('serviceEndpoints')!r}"
+    allowlist = [_dict(entry).get("address") for entry in _items(props.get("allowlists"))]
+    if not allowlist:
+        yield "IBM Cloud Databases: an empty allowlist admits every address; list the cluster subnet"
+    if any(is_open_cidr(address) for address in allowlist):
+        yield "IBM Cloud Databases: the allowlist admits 0.0.0.0/0"
+
+
+def _rds_encrypted_tls(props: Mapping[str, Any]) -> Iterator[str]:
+    if props.get("storageEncrypted") is not True:
+        yield "RDS: storageEncrypted must be true"
+    group = props.get("parameterGroupName")
+    if not group or str(group).startswith("default."):
+        yield "RDS: use the stack's own parameter group (it sets rds.force_ssl=1), not a default one"
+
+
+def _rds_parameter_group_tls(props: Mapping[str, Any]) -> Iterator[str]:
+    if not str(props.get("family", "")).startswith("postgres"):
+        return
+    values = {_dict(p).get("name"): str(_dict(p).get("value")) for p in _items(props.get("parameters"))}
+    if values.get("rds.force_ssl") != "1":
+        yield "RDS parameter group: rds.force_ssl must be 1 so that PostgreSQL refuses plaintext connections"
+
+
+def _cloud_sql_tls(props: Mapping[str, Any]) -> Iterator[str]:
+    # Cloud SQL storage is always encrypted at rest; TLS is what a setting can weaken.
+    mode = _dict(_dict(props.get("settings")).get("ipConfiguration")).get("sslMode")
+    if mode not in ("ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"):
+        yield f"Cloud SQL: settings.ipConfiguration.sslMode must be ENCRYPTED_ONLY or TRUSTED_CLIENT_CERTIFICATE_REQUIRED, not {mode!r}"
+
+
+def _client_sslmode(props: Mapping[str, Any]) -> Iterator[str]:
+    for container in _containers(props):
+        env = {_dict(e).get("name"): _dict(e) for e in _items(container.get("env"))}
+        if "MLFLOW_DB_HOST" not in env and "PGSSLMODE" not in env:
+            continue
+        entry = env.get("MLFLOW_DB_SSLMODE") or env.get("PGSSLMODE") or {}
+        if "valueFrom" not in entry and entry.get("value") not in TLS_SSLMODES:
+            yield (f"container {container.get('name')!r} connects to PostgreSQL with sslmode {entry.get('value')!r}; "
+                   f"set MLFLOW_DB_SSLMODE to one of {sorted(TLS_SSLMODES)}")
+
+
+# --------------------------------------------------------------------------- buckets
+
+PUBLIC_ACLS = frozenset({"public-read", "public-read-write", "authenticated-read"})
+PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
+PUBLIC_ACCESS_BLOCK_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+SSE_ALGORITHMS = frozenset({"AES256", "aws:kms", "aws:kms:dsse"})
+
+
+def _s3_bucket(props: Mapping[str, Any]) -> Iterator[str]:
+    if props.get("acl") in PUBLIC_ACLS:
+        yield f"S3: bucket ACL {props.get('acl')!r} makes objects public"
+    if props.get("website"):
+        yield "S3: a website configuration serves the bucket publicly"
+
+
+def _s3_acl(props: Mapping[str, Any]) -> Iterator[str]:
+    if props.get("acl") in PUBLIC_ACLS:
+        yield f"S3: bucket ACL {props.get('acl')!r} makes objects public"
+
+
+def _s3_public_access_block(props: Mapping[str, Any]) -> Iterator[str]:
+    off = [flag for flag in PUBLIC_ACCESS_BLOCK_FLAGS if props.get(flag) is not True]
+    if off:
+        yield f"S3: the public access block must set {', '.join(off)} to true"
+
+
+def _s3_encryption(props: Mapping[str, Any]) -> Iterator[str]:
+    algorithms = [
+        _dict(_dict(rule).get("applyServerSideEncryptionByDefault")).get("sseAlgorithm") for rule in _items(props.get("rules"))
+    ]
+    if not algorithms or any(a not in SSE_ALGORITHMS for a in algorithms):
+        yield f"S3: default encryption must be one of {sorted(SSE_ALGORITHMS)}, found {algorithms}"
+
+
+def _policy_statements(document: Any) -> list[Mapping[str, Any]]:
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except ValueError:
+            return []
+    statements = _dict(document).get("Statement", [])
+    return [_dict(s) for s in (statements if isinstance(statements, list) else [statements])]
+
+
+def _s3_bucket_policy(props: Mapping[str, Any]) -> Iterator[str]:
+    for statement in _policy_statements(props.get("policy")):
+        principal = statement.get("Principal")
+        everyone = principal == "*" or "*" in _items(_dict(principal).get("AWS")) or _dict(principal).get("AWS") == "*"
+        if statement.get("Effect") == "Allow" and everyone and not statement.get("Condition"):
+            yield "S3: the bucket policy allows Principal '*' without a condition"
+
+
+def _gcs_bucket(props: Mapping[str, Any]) -> Iterator[str]:
+    # GCS encrypts every object at rest (Google-managed keys unless a CMEK is set).
+    if props.get("publicAccessPrevention") != "enforced":
+        yield "GCS: publicAccessPrevention must be 'enforced'"
+    if props.get("uniformBucketLevelAccess") is not True:
+        yield "GCS: uniformBucketLevelAccess must be true (no per-object ACLs)"
+
+
+def _gcs_member(props: Mapping[str, Any]) -> Iterator[str]:
+    members = [props.get("member"), props.get("entity"), *_items(props.get("members"))]
+    public = sorted({m for m in members if m in PUBLIC_MEMBERS})
+    if public:
+        yield f"GCS: access granted to {', '.join(public)}"
+
+
+def _ibm_public_access_policy(props: Mapping[str, Any]) -> Iterator[str]:
+    # IBM COS encrypts every object at rest; a bucket becomes public only through
+    # a policy for the Public Access group.
+    if props.get("accessGroupId") == "AccessGroupId-PublicAccess":
+        yield "IBM: a policy for the Public Access group makes resources public"
+
+
+# --------------------------------------------------------------------------- network openings
+
+
+def _sg_ingress_rule(props: Mapping[str, Any]) -> Iterator[str]:
+    if is_open_cidr(props.get("cidrIpv4")) or is_open_cidr(props.get("cidrIpv6")):
+        yield "security group ingress rule opens a port to the internet; admit a security group or a private range"
+
+
+def _sg_rule(props: Mapping[str, Any]) -> Iterator[str]:
+    blocks = _items(props.get("cidrBlocks")) + _items(props.get("ipv6CidrBlocks"))
+    if props.get("type") == "ingress" and any(is_open_cidr(c) for c in blocks):
+        yield "security group ingress rule opens a port to the internet"
+
+
+def _security_group(props: Mapping[str, Any]) -> Iterator[str]:
+    for rule in _items(props.get("ingress")):
+        blocks = _items(_dict(rule).get("cidrBlocks")) + _items(_dict(rule).get("ipv6CidrBlocks"))
+        if any(is_open_cidr(c) for c in blocks):
+            yield "security group has an inline ingress rule open to the internet"
+
+
+def _gcp_firewall(props: Mapping[str, Any]) -> Iterator[str]:
+    if str(props.get("direction") or "INGRESS").upper() != "INGRESS" or not _items(props.get("allows")):
+        return
+    ranges = _items(props.get("sourceRanges"))
+    tagged = _items(props.get("sourceTags")) or _items(props.get("sourceServiceAccounts"))
+    # Without source ranges, tags or service accounts, GCP applies the rule to 0.0.0.0/0.
+    if any(is_open_cidr(r) for r in ranges) or (not ranges and not tagged):
+        yield "firewall rule allows ingress from 0.0.0.0/0"
+
+
+def _ibm_sg_rule(props: Mapping[str, Any]) -> Iterator[str]:
+    if props.get("direction") == "inbound" and (not props.get("remote") or is_open_cidr(props.get("remote"))):
+        yield "IBM security group rule admits inbound traffic from any address"
+
+
+def _ibm_acl_rule(props: Mapping[str, Any]) -> Iterator[str]:
+    if props.get("direction") == "inbound" and props.get("action") == "allow" and is_open_cidr(props.get("source")):
+        yield "IBM network ACL rule allows inbound traffic from any address"
+
+
+def _service(props: Mapping[str, Any]) -> Iterator[str]:
+    spec, name = _dict(props.get("spec")), _dict(props.get("metadata")).get("name")
+    kind = spec.get("type") or "ClusterIP"
+    if kind == "LoadBalancer" and name not in LOAD_BALANCED_SERVICES:
+        yield f"Service {name!r} is a LoadBalancer; only {sorted(LOAD_BALANCED_SERVICES)} may face the internet"
+    if kind == "NodePort":
+        yield f"Service {name!r} is a NodePort: it opens a port on every node"
+    if _items(spec.get("externalIPs")):
+        yield f"Service {name!r} sets externalIPs"
+
+
+def _too_many_load_balancers(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    balancers = [
+        r for r in args.resources
+        if r.resource_type == "kubernetes:core/v1:Service" and _dict(r.props.get("spec")).get("type") == "LoadBalancer"
+    ]
+    if len(balancers) > len(LOAD_BALANCED_SERVICES):
+        report_violation(f"{len(balancers)} LoadBalancer Services; at most {len(LOAD_BALANCED_SERVICES)} may face the internet", None)
+
+
+# --------------------------------------------------------------------------- Kubernetes workloads
+
+LONG_RUNNING = ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet")
+WORKLOADS = (*LONG_RUNNING, "kubernetes:apps/v1:ReplicaSet", "kubernetes:batch/v1:Job", "kubernetes:batch/v1:CronJob", "kubernetes:core/v1:Pod")
+
+
+def _pod_spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod spec of any workload kind (a CronJob nests it two templates deep)."""
+    spec = _dict(props.get("spec"))
+    if props.get("kind") == "Pod" or "containers" in spec:
+        return spec
+    if "jobTemplate" in spec:
+        spec = _dict(_dict(spec.get("jobTemplate")).get("spec"))
+    return _dict(_dict(spec.get("template")).get("spec"))
+
+
+def _containers(props: Mapping[str, Any], init: bool = False) -> list[Mapping[str, Any]]:
+    pod = _pod_spec(props)
+    keys = ("containers", "initContainers") if init else ("containers",)
+    return [_dict(c) for key in keys for c in _items(pod.get(key))]
+
+
+def _workload_hardening(long_running: bool) -> Check:
+    def check(props: Mapping[str, Any]) -> Iterator[str]:
+        pod = _pod_spec(props)
+        pod_security = _dict(pod.get("securityContext"))
+        for container in _containers(props, init=True):
+            name = container.get("name")
+            security = {**pod_security, **_dict(container.get("securityContext"))}
+            if security.get("runAsNonRoot") is not True or _number(security.get("runAsUser")) == 0:
+                yield f"container {name!r} may run as root: set runAsNonRoot: true and a non-zero runAsUser"
+            if security.get("allowPrivilegeEscalation") is not False:
+                yield f"container {name!r} must set allowPrivilegeEscalation: false"
+            if security.get("privileged") is True:
+                yield f"container {name!r} is privileged"
+            resources = _dict(container.get("resources"))
+            for part in ("requests", "limits"):
+                missing = [r for r in ("cpu", "memory") if not _dict(resources.get(part)).get(r)]
+                if missing:
+                    yield f"container {name!r} has no {part} for {', '.join(missing)}"
+        if long_running:
+            for container in _containers(props):
+                if not container.get("readinessProbe"):
+                    yield f"container {container.get('name')!r} has no readinessProbe"
+
+    return check
+
+
+def _plaintext_secrets(props: Mapping[str, Any]) -> Iterator[str]:
+    for container in _containers(props, init=True):
+        for entry in map(_dict, _items(container.get("env"))):
+            name, value = str(entry.get("name", "")), entry.get("value")
+            if value in (None, ""):
+                continue
+            if SECRET_ENV_NAME.search(name):
+                yield f"container {container.get('name')!r}: {name} is a plain value; take it from a Secret (valueFrom.secretKeyRef)"
+            elif isinstance(value, str) and CREDENTIAL_URI.match(value):
+                yield f"container {container.get('name')!r}: {name} holds a URI with a password; take it from a Secret"
+
+
+# --------------------------------------------------------------------------- node pools
+
+AWS_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.(?P<size>[a-z0-9]+)$")
+GCP_TYPE = re.compile(r"^(?:[a-z0-9]+-)?(?:standard|highmem|highcpu|custom)-(?P<vcpus>\d+)(?:-\d+)?$")
+IBM_FLAVOR = re.compile(r"^[a-z0-9]+\.(?P<vcpus>\d+)x\d+")
+
+
+def vcpus(cloud: str, node_type: str) -> int | None:
+    """vCPUs of a node type by its naming scheme, None when the name does not say.
+
+    EC2: every current family's ``.large`` has 2 vCPUs (``.xlarge`` 4, and so on;
+    burstable ``t*.medium`` types share theirs, which would skew the comparison).
+    GCE: ``<family>-<standard|highmem|highcpu|custom>-<vCPUs>[-<MiB>]``.
+    IBM: ``<profile>.<vCPUs>x<GiB>``.
+    """
+    if cloud == "aws":
+        match = AWS_TYPE.match(node_type or "")
+        return 2 if match and match["size"] == "large" else None
+    pattern = GCP_TYPE if cloud == "gcp" else IBM_FLAVOR
+    match = pattern.match(node_type or "")
+    return int(match["vcpus"]) if match else None
+
+
+def _node_problems(cloud: str, node_types: Iterable[str], count: float | None) -> Iterator[str]:
+    for node_type in node_types:
+        if vcpus(cloud, node_type) != NODE_VCPUS:
+            yield f"node type {node_type!r} is not a {NODE_VCPUS}-vCPU type; the cloud comparison needs {NODE_VCPUS} vCPUs per node"
+    if count != NODE_COUNT:
+        yield f"the node pool has {count if count is not None else 'an unset number of'} nodes; the comparison needs {NODE_COUNT}"
+
+
+def _eks_node_group(props: Mapping[str, Any]) -> Iterator[str]:
+    scaling = _dict(props.get("scalingConfig"))
+    sizes = {_number(scaling.get(k)) for k in ("minSize", "maxSize", "desiredSize")}
+    yield from _node_problems("aws", _items(props.get("instanceTypes")) or ["(none)"], sizes.pop() if len(sizes) == 1 else None)
+
+
+def _gke_node_pool(props: Mapping[str, Any]) -> Iterator[str]:
+    if props.get("autoscaling"):
+        yield "the node pool autoscales; the comparison needs a fixed 3 nodes"
+    machine = _dict(props.get("nodeConfig")).get("machineType") or "(default e2-medium)"
+    yield from _node_problems("gcp", [machine], _number(props.get("nodeCount")))
+
+
+def _gke_cluster(props: Mapping[str, Any]) -> Iterator[str]:
+    if props.get("enableAutopilot"):
+        yield "GKE Autopilot picks its own nodes; the comparison needs a fixed node pool"
+    elif props.get("removeDefaultNodePool") is not True:
+        yield "GKE: set removeDefaultNodePool so that only the 3-node pool runs workloads"
+
+
+def _ibm_workers(props: Mapping[str, Any]) -> Iterator[str]:
+    """A VPC cluster's default pool or an extra worker pool: workerCount is per zone."""
+    per_zone, zones = _number(props.get("workerCount")), len(_items(props.get("zones"))) or 1
+    yield from _node_problems("ibm", [str(props.get("flavor"))], per_zone * zones if per_zone is not None else None)
+
+
+# --------------------------------------------------------------------------- the pack
+
+POLICIES = [
+    _resource_policy(
+        "database-private",
+        "No database is publicly accessible or reachable from 0.0.0.0/0.",
+        {
+            "aws:rds/instance:Instance": _rds_private,
+            "aws:rds/clusterInstance:ClusterInstance": _rds_private,
+            "gcp:sql/databaseInstance:DatabaseInstance": _cloud_sql_private,
+            "ibm:index/database:Database": _ibm_database_private,
+        },
+    ),
+    _resource_policy(
+        "database-encrypted-tls",
+        "Database storage is encrypted and PostgreSQL requires TLS; MLflow connects with sslmode require or stricter. "
+        "(Cloud SQL and IBM Cloud Databases always encrypt storage; IBM's also always require TLS.)",
+        {
+            "aws:rds/instance:Instance": _rds_encrypted_tls,
+            "aws:rds/parameterGroup:ParameterGroup": _rds_parameter_group_tls,
+            "gcp:sql/databaseInstance:DatabaseInstance": _cloud_sql_tls,
+            **{kind: _client_sslmode for kind in WORKLOADS},
+        },
+    ),
+    _resource_policy(
+        "bucket-private-encrypted",
+        "Buckets are not public and are encrypted: S3 with a full public access block and default encryption, "
+        "GCS with public access prevention and uniform access, no grants to allUsers or the IBM Public Access group.",
+        {
+            "aws:s3/bucket:Bucket": _s3_bucket,
+            "aws:s3/bucketV2:BucketV2": _s3_bucket,
+            "aws:s3/bucketAcl:BucketAcl": _s3_acl,
+            "aws:s3/bucketAclV2:BucketAclV2": _s3_acl,
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": _s3_public_access_block,
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": _s3_encryption,
+            "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2": _s3_encryption,
+            "aws:s3/bucketPolicy:BucketPolicy": _s3_bucket_policy,
+            "gcp:storage/bucket:Bucket": _gcs_bucket,
+            "gcp:storage/bucketIAMMember:BucketIAMMember": _gcs_member,
+            "gcp:storage/bucketIAMBinding:BucketIAMBinding": _gcs_member,
+            "gcp:storage/bucketAccessControl:BucketAccessControl": _gcs_member,
+            "gcp:storage/defaultObjectAccessControl:DefaultObjectAccessControl": _gcs_member,
+            "ibm:index/iamAccessGroupPolicy:IamAccessGroupPolicy": _ibm_public_access_policy,
+        },
+    ),
+    _resource_policy(
+        "no-open-firewall",
+        f"No security group or firewall rule admits the internet; only the LoadBalancer Services "
+        f"{sorted(LOAD_BALANCED_SERVICES)} face it, and no Service is a NodePort or sets externalIPs.",
+        {
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": _sg_ingress_rule,
+            "aws:ec2/securityGroupRule:SecurityGroupRule": _sg_rule,
+            "aws:ec2/securityGroup:SecurityGroup": _security_group,
+            "gcp:compute/firewall:Firewall": _gcp_firewall,
+            "ibm:index/isSecurityGroupRule:IsSecurityGroupRule": _ibm_sg_rule,
+            "ibm:index/isNetworkAclRule:IsNetworkAclRule": _ibm_acl_rule,
+            "kubernetes:core/v1:Service": _service,
+        },
+    ),
+    StackValidationPolicy(
+        name="load-balancer-count",
+        description=f"At most {len(LOAD_BALANCED_SERVICES)} LoadBalancer Services in a stack.",
+        validate=_too_many_load_balancers,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    ),
+    _resource_policy(
+        "workload-hardening",
+        "Every Kubernetes workload runs as non-root without privilege escalation, with CPU and memory requests "
+        "and limits; long-running ones (Deployments, StatefulSets, DaemonSets) have readiness probes.",
+        {kind: _workload_hardening(kind in LONG_RUNNING) for kind in WORKLOADS},
+    ),
+    _resource_policy(
+        "no-plaintext-secret-env",
+        "No credential sits in a container's environment as a plain value; it comes from a Secret reference.",
+        {kind: _plaintext_secrets for kind in WORKLOADS},
+    ),
+    _resource_policy(
+        "node-pool-size",
+        f"Node pools have {NODE_COUNT} nodes of {NODE_VCPUS} vCPUs, so that the clouds are compared on equal clusters.",
+        {
+            "aws:eks/nodeGroup:NodeGroup": _eks_node_group,
+            "gcp:container/nodePool:NodePool": _gke_node_pool,
+            "gcp:container/cluster:Cluster": _gke_cluster,
+            "ibm:index/containerVpcCluster:ContainerVpcCluster": _ibm_workers,
+            "ibm:index/containerVpcWorkerPool:ContainerVpcWorkerPool": _ibm_workers,
+        },
+    ),
+]
+
+
+def policy_names() -> list[str]:
+    """The names of every policy in the pack, in order."""
+    return [p.name for p in POLICIES]
+
+
+__all__ = ["CHECKED_TYPES", "POLICIES", "is_open_cidr", "policy_names", "vcpus"]
