@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from trainer.data import CANONICAL_URL, DataError
-from trainer.train import PRECISIONS, TrainSettings
+from trainer.train import PRECISIONS, ResumeError, TrainSettings
 
 DEFAULT_CACHE = Path.home() / ".cache" / "mlflow-multicloud" / "cifar10"
 
@@ -21,10 +21,24 @@ environment:
   MLFLOW_TRACKING_URI      tracking server (default: MLflow's local ./mlruns)
   MLFLOW_EXPERIMENT_NAME   experiment (default: alexnet-cifar10)
   MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD   basic-auth credentials
-  CIFAR10_DATA, CIFAR10_CACHE, CIFAR10_URL, CLOUD, TRAINING_RUN   defaults of the options above
+  CIFAR10_DATA, CIFAR10_CACHE, CIFAR10_URL, CLOUD, TRAINING_RUN, TRAINER_RUN_KEY   defaults of the options above
+  MLFLOW_HTTP_REQUEST_MAX_RETRIES (6), _BACKOFF_FACTOR (1), _TIMEOUT (60 s)   how long an unreachable
+                           tracking server is retried (about a minute) before the trainer exits with 3
 
-exit codes: 0 done, 2 bad data or options, 3 tracking server unusable, 130/143 interrupted
+exit codes: 0 done (or already finished under --run-key), 2 bad data, options or checkpoint,
+            3 tracking server unusable, 130/143 interrupted
 """
+
+
+#: MLflow's HTTP retries, bounded: connection failures are retried for about a minute
+#: (back-off 0, 2, 4, 8, 16, 32 s), a silent server is given 60 s per request. MLflow's own
+#: defaults wait about four minutes. Set any of these variables to override.
+TRACKING_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     mlf.add_argument("--cloud", default=os.environ.get("CLOUD") or "local", help="value of the run's 'cloud' tag (env CLOUD; default %(default)s)")
     mlf.add_argument("--training-run", default=os.environ.get("TRAINING_RUN") or None, help="value of the run's 'trainingRun' tag (env TRAINING_RUN)")
     mlf.add_argument("--run-name", default=None, help="MLflow run name (default alexnet-<cloud>-<time>)")
+
+    resume = parser.add_argument_group("resume")
+    resume.add_argument(
+        "--run-key",
+        default=os.environ.get("TRAINER_RUN_KEY") or None,
+        help="stable identity of this run (env TRAINER_RUN_KEY; the Kubernetes Job passes its own uid): started again with "
+        "the same key, the trainer continues that run from its last checkpoint, and a finished run is not repeated",
+    )
+    resume.add_argument("--no-checkpoint", action="store_true", help="do not save a checkpoint artifact after each epoch")
+    resume.add_argument("--keep-checkpoints", action="store_true", help="keep the checkpoint artifacts after the model is logged (default: delete them)")
     return parser
 
 
@@ -118,6 +142,11 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"MLFLOW_TRACKING_URI is not a valid URI ({error})")
     if args.cache_dir.exists() and not args.cache_dir.is_dir():
         parser.error(f"--cache-dir {args.cache_dir} is a file, not a folder")
+    if args.run_key is not None:
+        from trainer.checkpoint import valid_run_key
+
+        if not valid_run_key(args.run_key):
+            parser.error("--run-key must be 1-250 letters, digits or ._:/- and start with a letter or digit")
     if not args.no_register:
         from mlflow.exceptions import MlflowException
         from mlflow.utils.validation import _validate_model_name
@@ -143,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _validate(parser, args)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    for name, value in TRACKING_RETRIES.items():
+        os.environ.setdefault(name, value)
 
     # Heavy imports after argument parsing, so --help and usage errors are instant.
     import mlflow
@@ -153,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         summary = run_job(args, started)
-    except DataError as error:
+    except (DataError, ResumeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except (MlflowException, requests.exceptions.RequestException) as error:

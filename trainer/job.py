@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import mlflow
 import torch
 from mlflow.tracking import MlflowClient
 
 from alexnet_cifar.model import AlexNet, count_parameters
-from trainer import hostinfo, tracking
+from trainer import checkpoint, hostinfo, tracking
 from trainer.data import subset, timed_load
-from trainer.train import EpochResult, TrainSettings, prepare_model, seed_everything, train
+from trainer.train import EpochResult, TrainSettings, check_resumable, evaluate, prepare_model, seed_everything, train
 
 
 @dataclass(frozen=True)
@@ -41,59 +41,125 @@ def settings_from(args: argparse.Namespace) -> TrainSettings:
     return TrainSettings(**given, progress=not args.no_progress and sys.stdout.isatty())
 
 
-def _start_run(args: argparse.Namespace):
-    mlflow.set_experiment(tracking.experiment_name())
-    return mlflow.start_run(run_name=args.run_name or f"alexnet-{args.cloud}-{time.strftime('%Y%m%d-%H%M%S')}")
+@dataclass(frozen=True)
+class Attempt:
+    """Which run this process works in, and what an earlier attempt of it left behind."""
+
+    run_id: str
+    resumed: bool
+    finished: bool = False
+
+
+def _open_run(args: argparse.Namespace) -> Attempt:
+    """A new run, or with ``--run-key`` the run an earlier attempt started under that key."""
+    client = MlflowClient()
+    experiment = mlflow.set_experiment(tracking.experiment_name())
+    existing = checkpoint.find_run(client, experiment.experiment_id, args.run_key) if args.run_key else None
+    if existing is not None and existing.info.status == "FINISHED":
+        return Attempt(existing.info.run_id, resumed=True, finished=True)
+    if existing is not None:
+        attempts = int(existing.data.tags.get(checkpoint.ATTEMPTS_TAG, "1")) + 1
+        mlflow.start_run(run_id=existing.info.run_id)
+        mlflow.set_tag(checkpoint.ATTEMPTS_TAG, str(attempts))
+        print(f"resuming run {existing.info.run_id} (key {args.run_key}, attempt {attempts})", flush=True)
+        return Attempt(existing.info.run_id, resumed=True)
+    tags = {checkpoint.RUN_KEY_TAG: args.run_key, checkpoint.ATTEMPTS_TAG: "1"} if args.run_key else {}
+    run = mlflow.start_run(run_name=args.run_name or f"alexnet-{args.cloud}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags)
+    return Attempt(run.info.run_id, resumed=False)
 
 
 def run_job(args: argparse.Namespace, started: float) -> Summary:
     """Run the whole job in one MLflow run: FINISHED on success, KILLED when
-    interrupted (Ctrl-C, SIGTERM), FAILED if anything else raises."""
+    interrupted (Ctrl-C, SIGTERM), FAILED if anything else raises. With a run
+    key, a run that already finished is reported, not repeated."""
     threads = args.threads or hostinfo.usable_cpus()
     torch.set_num_threads(threads)
     settings = settings_from(args)
-    with _start_run(args) as run:
+    attempt = _open_run(args)
+    if attempt.finished:
+        return _finished_summary(attempt.run_id)
+    with mlflow.active_run() as run:
         try:
-            return _train_and_log(args, run.info.run_id, settings, threads, started)
+            return _train_and_log(args, run.info.run_id, settings, threads, started, attempt.resumed)
         except (KeyboardInterrupt, SystemExit):
             mlflow.end_run("KILLED")
             raise
 
 
-def _train_and_log(args: argparse.Namespace, run_id: str, settings: TrainSettings, threads: int, started: float) -> Summary:
+def _finished_summary(run_id: str) -> Summary:
+    run = MlflowClient().get_run(run_id)
+    print(f"run {run_id} already finished under this run key; nothing to do", flush=True)
+    tags = run.data.tags
+    return Summary(run_id, dict(run.data.metrics), tags.get("registered_version"), tags.get("champion") == "true")
+
+
+def _train_and_log(
+    args: argparse.Namespace, run_id: str, settings: TrainSettings, threads: int, started: float, resumed: bool
+) -> Summary:
     """Load, train, evaluate, log and register inside the active run `run_id`."""
     client = MlflowClient()
-    mlflow.set_tags(tracking.host_tags(args.cloud, args.training_run))
-    options = {key: ("" if value is None else str(value)) for key, value in vars(args).items()}
-    mlflow.log_params({**options, "torch_version": torch.__version__, "mlflow_version": mlflow.__version__, "num_threads": threads})
+    # What an earlier attempt already recorded is not logged again (params cannot change anyway).
+    recorded = client.get_run(run_id).data
+    state = None
+    if resumed:
+        state = checkpoint.load_latest(client, run_id)
+        if state is not None:
+            check_resumable(state, settings)
+            mlflow.set_tag(checkpoint.RESUMED_FROM_TAG, str(state["epoch"]))
+            print(f"continuing after epoch {state['epoch']} of {settings.epochs}", flush=True)
+    if not recorded.params:
+        mlflow.set_tags(tracking.host_tags(args.cloud, args.training_run))
+        options = {key: ("" if value is None else str(value)) for key, value in vars(args).items()}
+        mlflow.log_params({**options, "torch_version": torch.__version__, "mlflow_version": mlflow.__version__, "num_threads": threads})
 
     dataset, data_load_time = timed_load(args.data, args.cache_dir, args.download_url, progress=settings.progress, use_cache=not args.no_cache)
     x_train, y_train = subset(dataset.x_train, dataset.y_train, args.train_subset, args.seed)
     x_test, y_test = subset(dataset.x_test, dataset.y_test, args.test_subset, args.seed)
-    mlflow.log_params(
-        {
-            "data_source": dataset.source,
-            "data_format": dataset.source_format,
-            "data_from_cache": dataset.from_cache,
-            "train_size": len(x_train),
-            "test_size": len(x_test),
-        }
-    )
-    mlflow.log_metric("data_load_time", data_load_time)
+    if "data_source" not in recorded.params:
+        mlflow.log_params(
+            {
+                "data_source": dataset.source,
+                "data_format": dataset.source_format,
+                "data_from_cache": dataset.from_cache,
+                "train_size": len(x_train),
+                "test_size": len(x_test),
+            }
+        )
+    if "data_load_time" not in recorded.metrics:
+        mlflow.log_metric("data_load_time", data_load_time)
 
     seed_everything(args.seed)
     model = prepare_model(AlexNet(dropout=args.dropout, batch_norm=args.batch_norm), settings)
-    mlflow.log_param("parameter_count", count_parameters(model))
+    if "parameter_count" not in recorded.params:
+        mlflow.log_param("parameter_count", count_parameters(model))
     log_epoch = tracking.EpochLogger(client, run_id)
+    checkpoint_seconds = [0.0]
+    # Wall time of the work up to the checkpoint, so that runtime spans every attempt's completed epochs.
+    earlier_runtime = state.get("runtime", 0.0) if state else 0.0
+    if state:
+        # Killed between its checkpoint and its metrics, an epoch is logged here, once.
+        logged = {m.step for m in client.get_metric_history(run_id, "epoch_time")}
+        for restored in state["results"]:
+            if restored["epoch"] not in logged:
+                log_epoch(EpochResult(**restored))
+
+    def on_checkpoint(checkpoint_state: dict) -> None:
+        checkpoint_state["runtime"] = earlier_runtime + time.perf_counter() - started
+        checkpoint_seconds[0] += checkpoint.save(checkpoint_state).seconds
 
     def on_epoch(result: EpochResult) -> None:
         log_epoch(result)
         print(f"epoch {result.epoch}/{settings.epochs} " + " ".join(f"{k}={v:.4g}" for k, v in result.metrics().items()), flush=True)
 
     print(f"training on {len(x_train)} images, testing on {len(x_test)}, {threads} threads, {settings.precision}", flush=True)
-    epochs = train(model, x_train, y_train, x_test, y_test, settings, on_epoch=on_epoch)
+    epochs = train(
+        model, x_train, y_train, x_test, y_test, settings, on_epoch=on_epoch,
+        on_checkpoint=None if args.no_checkpoint else on_checkpoint, resume=state,
+    )  # fmt: skip
 
     final = epochs[-1]  # always evaluated: its test metrics are the run's
+    if final.predictions is None:  # the last epoch came from the checkpoint: its predictions were not saved
+        final = replace(final, predictions=evaluate(model, torch.from_numpy(x_test), torch.from_numpy(y_test), settings.eval_batch_size)[2])
     training_time = sum(e.epoch_time for e in epochs)
     metrics = {
         "data_load_time": data_load_time,
@@ -103,16 +169,19 @@ def _train_and_log(args: argparse.Namespace, run_id: str, settings: TrainSetting
         "eval_time": sum(e.eval_time or 0.0 for e in epochs),
         "train_images_per_second": len(x_train) * len(epochs) / training_time,
         "tracking_time": log_epoch.seconds,
+        "checkpoint_time": checkpoint_seconds[0],
     }
     # test_loss and test_accuracy are already logged per epoch; their latest
     # value (the last epoch's) is the run-level figure MLflow shows.
     mlflow.log_metrics({k: v for k, v in metrics.items() if k not in ("test_loss", "test_accuracy", "data_load_time")})
     info = tracking.log_model(model, x_test[: min(8, len(x_test))], final.predictions.numpy())
     tracking.log_samples(x_test, y_test)
-    version, promoted = (None, False)
-    if not args.no_register:
+    version, promoted = (recorded.tags.get("registered_version"), recorded.tags.get("champion") == "true")
+    if not args.no_register and version is None:  # an attempt killed after registering does not register twice
         version, promoted = tracking.register(info.model_uri, args.register_as, run_id, final.test_accuracy)
         mlflow.set_tags({"registered_model": args.register_as, "registered_version": version, "champion": str(promoted).lower()})
-    metrics["runtime"] = time.perf_counter() - started
+    if not args.no_checkpoint and not args.keep_checkpoints:
+        checkpoint.delete_all(run_id)
+    metrics["runtime"] = earlier_runtime + time.perf_counter() - started
     mlflow.log_metric("runtime", metrics["runtime"])
     return Summary(run_id, metrics, version, promoted)

@@ -43,6 +43,7 @@ RUN_METRICS = (
     "eval_time",  # seconds spent evaluating on the test split, summed
     "train_images_per_second",  # training images per second of training_time
     "tracking_time",  # seconds spent in MLflow calls during training
+    "checkpoint_time",  # seconds spent saving and uploading per-epoch checkpoints (this attempt)
 )
 #: Per-epoch metrics, logged with step = epoch.
 EPOCH_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_time", "images_per_second")

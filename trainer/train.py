@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -123,10 +123,17 @@ def train(
     y_test: np.ndarray,
     settings: TrainSettings,
     on_epoch: Callable[[EpochResult], None] = lambda result: None,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
 ) -> list[EpochResult]:
-    """Train ``model`` in place; call ``on_epoch`` after each epoch; return every epoch's result.
+    """Train ``model`` in place; return every epoch's result, restored ones included.
 
-    ``model`` must already be seeded/initialised (see :func:`seed_everything`).
+    After each epoch, ``on_checkpoint`` gets :func:`checkpoint_state` (before
+    ``on_epoch`` sees the result, so a logged epoch always has a checkpoint).
+    With ``resume`` (such a state), training continues after its epoch exactly
+    as the uninterrupted run would have: weights, optimizer, schedule and both
+    random generators are restored. ``model`` must already be seeded/initialised
+    (see :func:`seed_everything`).
     """
     if settings.epochs < 1 or settings.batch_size < 1:
         raise ValueError("epochs and batch size must be at least 1")
@@ -148,8 +155,16 @@ def train(
         optimizer, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch, pct_start=0.25
     )
     loss_function = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
-    results = []
-    for epoch in range(1, settings.epochs + 1):
+    results: list[EpochResult] = []
+    if resume is not None:
+        check_resumable(resume, settings)
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        schedule.load_state_dict(resume["schedule"])
+        generator.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
+        results = [EpochResult(**r) for r in resume["results"]]
+    for epoch in range(len(results) + 1, settings.epochs + 1):
         model.train()
         started = time.perf_counter()
         order = torch.randperm(len(train_images), generator=generator)
@@ -191,5 +206,43 @@ def train(
                 result, test_loss=test_loss, test_accuracy=test_accuracy, eval_time=time.perf_counter() - eval_started, predictions=predicted
             )
         results.append(result)
+        if on_checkpoint is not None:
+            on_checkpoint(checkpoint_state(model, optimizer, schedule, generator, settings, results))
         on_epoch(result)
     return results
+
+
+CHECKPOINT_FORMAT = 1
+#: Settings that may differ between the attempts of one run (they change speed, not results).
+RESUME_MAY_CHANGE = ("progress", "eval_batch_size")
+
+
+def checkpoint_state(model, optimizer, schedule, generator: torch.Generator, settings: TrainSettings, results: list[EpochResult]) -> dict:
+    """Everything needed to continue after ``results[-1]``: tensors, plain numbers and strings only
+    (so that ``torch.load(weights_only=True)`` reads it)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": results[-1].epoch,
+        "settings": {k: v for k, v in asdict(settings).items() if k not in RESUME_MAY_CHANGE},
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "results": [{k: v for k, v in asdict(r).items() if k != "predictions"} for r in results],
+    }
+
+
+class ResumeError(ValueError):
+    """A checkpoint that this run cannot continue from."""
+
+
+def check_resumable(state: dict, settings: TrainSettings) -> None:
+    """Refuse a checkpoint of another format or of different hyperparameters."""
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise ResumeError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
+    wanted = {k: v for k, v in asdict(settings).items() if k not in RESUME_MAY_CHANGE}
+    changed = {k: (state["settings"].get(k), v) for k, v in wanted.items() if state["settings"].get(k) != v}
+    if changed:
+        listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
+        raise ResumeError(f"the run was started with other settings ({listed}); rerun with the original ones or use a new run key")

@@ -20,6 +20,8 @@ RESOURCES = {"requests": {"cpu": "1500m", "memory": "4Gi"}, "limits": {"cpu": "2
 EXIT_BAD_INPUT = 2
 EXIT_TRACKING_UNUSABLE = 3
 BACKOFF_LIMIT = 2
+#: Set by the Job controller on every pod it creates (Kubernetes 1.27+).
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 
 
 def pod_failure_policy() -> dict:
@@ -93,6 +95,9 @@ class TrainingJob(pulumi.ComponentResource):
                                     {"name": "MLFLOW_EXPERIMENT_NAME", "value": settings.mlflow.experiment_name},
                                     {"name": "CLOUD", "value": settings.cloud},
                                     {"name": "TRAINING_RUN", "value": run.run},
+                                    # The Job's uid, the same for each of its pods and new for a new Job: a
+                                    # pod that replaces a failed one continues the run from its checkpoint.
+                                    {"name": "TRAINER_RUN_KEY", "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_UID_LABEL}']"}}},
                                     {"name": "CIFAR10_CACHE", "value": CACHE_DIR},
                                     # The root filesystem is read-only; anything that writes under $HOME lands in /tmp.
                                     {"name": "HOME", "value": "/tmp"},

@@ -140,7 +140,7 @@ def test_training_job_runs_the_trainer_contract_against_the_in_cluster_service(r
     assert env["MLFLOW_TRACKING_URI"] == f"http://{meta['name']}.{meta['namespace']}.svc.cluster.local:{port}"
     assert env["CLOUD"] == run.outputs[outputs.CLOUD]
     assert container["command"] == ["python", "-m", "trainer"]
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
     assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(refs)
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"MLFLOW_EXPERIMENT_NAME", "CIFAR10_CACHE"} <= set(env) and env["CIFAR10_CACHE"] in mounts
@@ -149,6 +149,16 @@ def test_training_job_runs_the_trainer_contract_against_the_in_cluster_service(r
     args = container["args"]
     assert args[args.index("--register-as") + 1] == _env(serving.inputs["spec"]["template"]["spec"]["containers"][0])["MODEL_NAME"]
     assert int(args[args.index("--batch-size") + 1]) == run.cfg.training.batch_size
+
+
+def test_training_job_pods_share_the_jobs_uid_as_run_key_so_a_retry_resumes(run):
+    container = _training_job(run).inputs["spec"]["template"]["spec"]["containers"][0]
+    key = next(e for e in container["env"] if e["name"] == "TRAINER_RUN_KEY")
+    # The Job controller labels each of its pods with the Job's uid: the same for every retry, new for a new Job.
+    assert key["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/controller-uid']"}}
+    from trainer.cli import build_parser
+
+    assert build_parser().parse_args([]).run_key is None  # outside a Job nothing is resumed by accident
 
 
 def test_every_pod_is_non_root_unprivileged_bounded_and_probed(run):
