@@ -11,7 +11,7 @@ EXTRAS ?= trainer,serving,server,infra,dev
 STAMP := $(VENV)/.installed-$(shell echo '$(EXTRAS)' | tr ',' '-')
 ARGS ?=
 
-.PHONY: help venv demo test test-fast bench bench-serving benchmark-local report images clean
+.PHONY: help venv demo test test-fast bench bench-serving load load-tracking benchmark-local report images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ bench: venv ## training throughput per precision option; writes bench-results.js
 bench-serving: venv ## POST /predict requests/s and p50/p99 at 8 clients for 20 s; writes bench-serving.json
 	$(PY) -m devstack.bench_serving $(ARGS)
 
+load: venv ## the long load and fault tests: 32 clients for 30 s, 2000 fuzz examples per strategy, the fault scenarios
+	LOAD_SECONDS=30 FUZZ_EXAMPLES=2000 $(PY) -m pytest -s tests/test_load.py tests/test_serving_fuzz.py tests/test_faults.py $(ARGS)
+
+load-tracking: venv ## RUNS (default 8) short trainer runs at once against one server on PostgreSQL; writes load-tracking.json
+	$(PY) -m devstack.load_tracking --runs $(or $(RUNS),8) $(ARGS)
+
 benchmark-local: venv ## train RUNS times (default 3, cloud=local) against a local server, then build the report in report-out/local
 	$(PY) -m devstack.benchmark_local --runs $(or $(RUNS),3) $(ARGS)
 
@@ -48,4 +54,4 @@ images: ## build and push the three images: make images REGISTRY=<stack output r
 	REGISTRY='$(REGISTRY)' TAG='$(or $(TAG),latest)' scripts/build-images.sh
 
 clean: ## remove the virtual environment and local run outputs
-	rm -rf $(VENV) .demo .pytest_cache bench-results.json bench-serving.json test-artifacts .benchmark report-out
+	rm -rf $(VENV) .demo .pytest_cache bench-results.json bench-serving.json load-tracking.json .hypothesis test-artifacts .benchmark report-out

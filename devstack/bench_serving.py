@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from devstack.mlflow_server import start_mlflow_server
+from devstack.procs import children_rss_mib
 from devstack.serving import start_serving
 
 MODEL = "alexnet-bench"
@@ -60,18 +61,26 @@ def png_bytes() -> bytes:
 def load(port: int, clients: int, seconds: float, body: bytes) -> dict:
     """``clients`` keep-alive connections posting ``body`` for ``seconds``; latency percentiles in ms."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
+    errors = [0] * clients  # anything but a 200, connection failures included
+    server_errors = [0] * clients  # 5xx answers
     deadline = time.monotonic() + seconds
 
     def client(n: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         while time.monotonic() < deadline:
             started = time.perf_counter()
-            connection.request("POST", "/predict", body=body, headers={"Content-Type": "image/png"})
-            response = connection.getresponse()
-            response.read()
+            try:
+                connection.request("POST", "/predict", body=body, headers={"Content-Type": "image/png"})
+                response = connection.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException):
+                errors[n] += 1
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                continue
             latencies[n].append(time.perf_counter() - started)
             errors[n] += response.status != 200
+            server_errors[n] += response.status >= 500
         connection.close()
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
@@ -87,6 +96,7 @@ def load(port: int, clients: int, seconds: float, body: bytes) -> dict:
         "seconds": round(elapsed, 1),
         "requests": int(every.size),
         "errors": int(sum(errors)),
+        "server_errors": int(sum(server_errors)),
         "requests_per_second": round(every.size / elapsed, 1),
         "p50_ms": round(float(np.percentile(every, 50)), 2),
         "p99_ms": round(float(np.percentile(every, 99)), 2),
@@ -124,6 +134,8 @@ def load_wrk(port: int, clients: int, seconds: float, body: bytes, folder: Path)
         "seconds": seconds,
         "requests": requests_done,
         "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+        # wrk counts 4xx and 5xx together: this is an upper bound.
+        "server_errors": int(errors.group(1)) if errors else 0,
         "requests_per_second": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), 1),
         "p50_ms": _milliseconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
         "p99_ms": _milliseconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
@@ -133,8 +145,8 @@ def load_wrk(port: int, clients: int, seconds: float, body: bytes, folder: Path)
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print and write the figures."""
     parser = argparse.ArgumentParser(prog="python -m devstack.bench_serving", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default %(default)s)")
-    parser.add_argument("--seconds", type=float, default=20, help="duration (default %(default)s)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default %(default)s; make load-serving: 32)")
+    parser.add_argument("--seconds", type=float, default=20, help="duration (default %(default)s; make load-serving: 30)")
     parser.add_argument("--workers", default="", help="gunicorn workers (default: the service's own sizing)")
     parser.add_argument("--torch-threads", default="", help="torch threads per worker (default: the service's own sizing)")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto", help="load generator: wrk if installed (Debian's wrk), else Python threads")
@@ -159,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         port = serving.port
         body = png_bytes()
         load(port, args.clients, 2, body)  # warm-up: every worker has run the model
+        memory_before = children_rss_mib(serving.process.pid)
         use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
         if use_wrk:
             result = load_wrk(port, args.clients, args.seconds, body, work)
@@ -166,7 +179,13 @@ def main(argv: list[str] | None = None) -> int:
             result = {"client": "python", **load(port, args.clients, args.seconds, body)}
         from alexnet_cifar.cpus import usable_cpus
 
-        result.update(usable_cpus=usable_cpus(), workers=args.workers or "auto", torch_threads=args.torch_threads or "auto")
+        memory_after = children_rss_mib(serving.process.pid)
+        result.update(
+            usable_cpus=usable_cpus(), workers=args.workers or "auto", torch_threads=args.torch_threads or "auto",
+            worker_rss_mib_before=sorted(round(v, 1) for v in memory_before.values()),
+            worker_rss_mib_after=sorted(round(v, 1) for v in memory_after.values()),
+            workers_replaced=len(set(memory_before) - set(memory_after)),
+        )  # fmt: skip
         print(json.dumps(result, indent=2))
         args.output.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.output}")

@@ -89,3 +89,20 @@ def start_service(
         stop_process_group(process)
         raise RuntimeError(f"{error}; its log ({log_path}) ends with:\n{tail(log_path)}") from error
     return process
+
+
+def children_rss_mib(parent: int) -> dict[int, float]:
+    """Resident memory (MiB) of each direct child of ``parent`` (e.g. gunicorn's workers), from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields.get("PPid", "0").strip()) == parent and "VmRSS" in fields:
+            found[int(entry.name)] = int(fields["VmRSS"].split()[0]) / 1024
+    return found
+

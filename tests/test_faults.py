@@ -71,7 +71,7 @@ def env(server):
 
 def _trainer_args(training_tree: Path, cache: str, key: str, epochs: int = 4) -> list[str]:
     return [
-        "--data", str(training_tree), "--cache-dir", cache, "--epochs", str(epochs), "--train-subset", "2000", "--test-subset", "500",
+        "--data", str(training_tree), "--cache-dir", cache, "--epochs", str(epochs), "--train-subset", "1500", "--test-subset", "500",
         "--batch-size", "100", "--threads", "2", "--no-progress", "--register-as", MODEL, "--run-key", key,
     ]  # fmt: skip
 
