@@ -49,13 +49,16 @@ CHECKED_TYPES: dict[str, frozenset[str]] = {}
 
 
 def is_open_cidr(value: Any) -> bool:
-    """True for 0.0.0.0/0, ::/0 and anything else that admits every address."""
-    if not isinstance(value, str):
+    """True for a range that reaches beyond private networks: 0.0.0.0/0, ::/0, but also
+    0.0.0.0/1 (half the internet) or a single public address. An unparsable value is
+    treated as open: a rule that cannot be read cannot be trusted."""
+    if not isinstance(value, str) or not value.strip():
         return False
     try:
-        return ipaddress.ip_network(value.strip(), strict=False).prefixlen == 0
+        network = ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
-        return False
+        return True
+    return network.prefixlen == 0 or not network.is_private
 
 
 def _items(value: Any) -> list:
@@ -107,9 +110,9 @@ def _cloud_sql_private(props: Mapping[str, Any]) -> Iterator[str]:
         yield "Cloud SQL: settings.ipConfiguration.ipv4Enabled must be false (no public IP)"
     if not ip.get("privateNetwork"):
         yield "Cloud SQL: settings.ipConfiguration.privateNetwork must name the VPC"
+    # Authorized networks are sources allowed to the public IP: with no public IP there must be none.
     for network in _items(ip.get("authorizedNetworks")):
-        if is_open_cidr(_dict(network).get("value")):
-            yield "Cloud SQL: an authorized network admits 0.0.0.0/0"
+        yield f"Cloud SQL: the authorized network {_dict(network).get('value')!r} admits addresses from the internet"
 
 
 def _ibm_database_private(props: Mapping[str, Any]) -> Iterator[str]:
@@ -119,8 +122,9 @@ def _ibm_database_private(props: Mapping[str, Any]) -> Iterator[str]:
     allowlist = [_dict(entry).get("address") for entry in _items(props.get("allowlists"))]
     if not allowlist:
         yield "IBM Cloud Databases: an empty allowlist admits every address; list the cluster subnet"
-    if any(is_open_cidr(address) for address in allowlist):
-        yield "IBM Cloud Databases: the allowlist admits 0.0.0.0/0"
+    for address in allowlist:
+        if is_open_cidr(address):
+            yield f"IBM Cloud Databases: the allowlist entry {address!r} admits addresses from the internet"
 
 
 def _rds_encrypted_tls(props: Mapping[str, Any]) -> Iterator[str]:

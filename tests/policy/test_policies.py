@@ -199,9 +199,11 @@ BROKEN = [
     ("rds-default-sg", "database-private", "aws", RDS, "", _drop("vpcSecurityGroupIds"), "set vpcSecurityGroupIds"),
     ("sql-public-ip", "database-private", "gcp", SQL, "", _set("settings.ipConfiguration.ipv4Enabled", True), "ipv4Enabled must be false"),
     ("sql-open-network", "database-private", "gcp", SQL, "",
-     _set("settings.ipConfiguration.authorizedNetworks", [{"value": "0.0.0.0/0"}]), "authorized network admits 0.0.0.0/0"),
+     _set("settings.ipConfiguration.authorizedNetworks", [{"value": "0.0.0.0/0"}]), "'0.0.0.0/0' admits addresses from the internet"),
     ("ibm-db-public", "database-private", "ibm", IBMDB, "", _set("serviceEndpoints", "public-and-private"), "serviceEndpoints must be 'private'"),
-    ("ibm-db-open", "database-private", "ibm", IBMDB, "", _set("allowlists", [{"address": "0.0.0.0/0"}]), "allowlist admits 0.0.0.0/0"),
+    ("ibm-db-open", "database-private", "ibm", IBMDB, "", _set("allowlists", [{"address": "0.0.0.0/0"}]), "'0.0.0.0/0' admits addresses"),
+    ("ibm-db-half-open", "database-private", "ibm", IBMDB, "",
+     _set("allowlists", [{"address": "0.0.0.0/1"}, {"address": "128.0.0.0/1"}]), "'128.0.0.0/1' admits addresses"),
     ("ibm-db-no-allowlist", "database-private", "ibm", IBMDB, "", _set("allowlists", []), "empty allowlist"),
     ("rds-unencrypted", "database-encrypted-tls", "aws", RDS, "", _set("storageEncrypted", False), "storageEncrypted must be true"),
     ("rds-default-params", "database-encrypted-tls", "aws", RDS, "", _set("parameterGroupName", "default.postgres16"), "own parameter group"),
@@ -226,6 +228,8 @@ BROKEN = [
      {"accessGroupId": "AccessGroupId-PublicAccess", "roles": ["Object Reader"]}, None, "Public Access group"),
     ("sg-open-rule", "no-open-firewall", "aws", "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "", _open_ingress_rule,
      "opens a port to the internet"),
+    ("sg-public-address", "no-open-firewall", "aws", "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "",
+     _also(_drop("referencedSecurityGroupId"), _set("cidrIpv4", "34.1.2.3/32")), "opens a port to the internet"),
     ("sg-open-inline", "no-open-firewall", "aws", "aws:ec2/securityGroup:SecurityGroup", "",
      _set("ingress", [{"protocol": "tcp", "fromPort": 5432, "toPort": 5432, "cidrBlocks": ["0.0.0.0/0"]}]), "inline ingress rule open"),
     ("sg-open-ipv6", "no-open-firewall", None, "aws:ec2/securityGroupRule:SecurityGroupRule",
@@ -318,7 +322,11 @@ def test_vcpus_from_the_node_type_name(cloud, node_type, expected):
     assert vcpus(cloud, node_type) == expected
 
 
-@pytest.mark.parametrize(("cidr", "is_open"), [("0.0.0.0/0", True), ("::/0", True), (" 0.0.0.0/0", True), ("10.0.0.0/8", False), ("bogus", False), (None, False)])
+@pytest.mark.parametrize(
+    ("cidr", "is_open"),
+    [("0.0.0.0/0", True), ("::/0", True), (" 0.0.0.0/0", True), ("0.0.0.0/1", True), ("34.1.2.3/32", True), ("2001:db8::/32", False),
+     ("2606:4700::/32", True), ("10.0.0.0/8", False), ("172.16.0.32/28", False), ("fd00::/8", False), ("bogus", True), ("", False), (None, False)],
+)
 def test_open_cidrs(cidr, is_open):
     assert is_open_cidr(cidr) is is_open
 
