@@ -145,15 +145,23 @@ def load_wrk(port: int, clients: int, seconds: float, body: bytes, folder: Path)
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print and write the figures."""
     parser = argparse.ArgumentParser(prog="python -m devstack.bench_serving", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default %(default)s; make load-serving: 32)")
-    parser.add_argument("--seconds", type=float, default=20, help="duration (default %(default)s; make load-serving: 30)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default %(default)s; the load test uses 32)")
+    parser.add_argument("--seconds", type=float, default=20, help="duration (default %(default)s; make load: 30)")
     parser.add_argument("--workers", default="", help="gunicorn workers (default: the service's own sizing)")
     parser.add_argument("--torch-threads", default="", help="torch threads per worker (default: the service's own sizing)")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto", help="load generator: wrk if installed (Debian's wrk), else Python threads")
     parser.add_argument("--output", type=Path, default=Path("bench-serving.json"), help="JSON output (default %(default)s)")
     args = parser.parse_args(argv)
-    if args.clients < 1 or args.seconds <= 0:
-        parser.error("--clients must be at least 1 and --seconds positive")
+    if not 1 <= args.clients <= 1024:
+        parser.error("--clients must be between 1 and 1024")
+    if not 1 <= args.seconds <= 3600:  # also refuses nan and inf
+        parser.error("--seconds must be between 1 and 3600")
+    for name in ("workers", "torch_threads"):
+        value = getattr(args, name)
+        if value and not (value.isdigit() and 1 <= int(value) <= 64):
+            parser.error(f"--{name.replace('_', '-')} must be a whole number from 1 to 64")
+    if not args.output.parent.is_dir():
+        parser.error(f"--output: folder {args.output.parent} does not exist")
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     server = start_mlflow_server(f"sqlite:///{work / 'mlflow.db'}", str(work / "artifacts"), work / "mlflow.log")
@@ -194,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         if serving is not None:
             serving.stop()
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

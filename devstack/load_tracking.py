@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -112,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=local_cifar10(), help="CIFAR-10 source (default: the shared copy beside the clone)")
     parser.add_argument("--output", type=Path, default=Path("load-tracking.json"), help="JSON output (default %(default)s)")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.epochs < 1 or args.train_subset < 1:
-        parser.error("--runs, --epochs and --train-subset must be at least 1")
+    if not 1 <= args.runs <= 64 or args.epochs < 1 or args.train_subset < 1:
+        parser.error("--runs must be 1 to 64, --epochs and --train-subset at least 1")
+    if not args.output.parent.is_dir():
+        parser.error(f"--output: folder {args.output.parent} does not exist")
     if args.data is None:
         parser.error("no CIFAR-10 found beside the clone; pass --data")
 
@@ -132,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report, indent=2))
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     ok = not result.failures and set(result.returncodes) == {0} and result.max_connections <= result.connection_bound
-    print(("ok" if ok else "FAILED") + f"; logs in {work}")
+    if ok:
+        shutil.rmtree(work, ignore_errors=True)
+    print("ok" if ok else f"FAILED; logs in {work}")
     return 0 if ok else 1
 
 

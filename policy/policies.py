@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from pulumi_policy.proxy import UnknownValueError
 from pulumi_policy import (
     EnforcementLevel,
     ReportViolation,
@@ -36,10 +37,11 @@ NODE_VCPUS = 2
 #: Client TLS modes that refuse a plaintext connection to PostgreSQL.
 TLS_SSLMODES = frozenset({"require", "verify-ca", "verify-full"})
 #: Environment variable names that hold credentials; their value must come from a Secret.
-SECRET_ENV_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL", re.IGNORECASE)
-#: ``scheme://user:password@host`` in a plain value.
-CREDENTIAL_URI = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
+SECRET_ENV_NAME = re.compile(r"PASS|SECRET|TOKEN|(^|_)KEY(_|$)|APIKEY|CREDENTIAL|PRIVATE", re.IGNORECASE)
+#: ``scheme://[user]:password@host`` anywhere in a plain value.
+CREDENTIAL_URI = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@", re.IGNORECASE)
 
+SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 Check = Callable[[Mapping[str, Any]], Iterator[str]]
 #: Policy name -> the resource types its checks read (the tests prove none of them is vacuous).
 CHECKED_TYPES: dict[str, frozenset[str]] = {}
@@ -50,15 +52,18 @@ CHECKED_TYPES: dict[str, frozenset[str]] = {}
 
 def is_open_cidr(value: Any) -> bool:
     """True for a range that reaches beyond private networks: 0.0.0.0/0, ::/0, but also
-    0.0.0.0/1 (half the internet) or a single public address. An unparsable value is
-    treated as open: a rule that cannot be read cannot be trusted."""
+    0.0.0.0/1 (half the internet) or a single public address. RFC 1918, shared address
+    space (100.64.0.0/10) and other private ranges are closed; a value that is not an
+    address at all (a security group id, a tag) is a reference, not a range."""
     if not isinstance(value, str) or not value.strip():
         return False
     try:
         network = ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
+        return False
+    if network.prefixlen == 0:
         return True
-    return network.prefixlen == 0 or not network.is_private
+    return not (network.is_private or (network.version == 4 and network.subnet_of(SHARED_ADDRESS_SPACE)))
 
 
 def _items(value: Any) -> list:
@@ -84,7 +89,13 @@ def _resource_policy(name: str, description: str, checks: Mapping[str, Check]) -
         check = checks.get(args.resource_type)
         if check is None:
             return
-        for message in check(args.props):
+        try:
+            messages = list(check(args.props))
+        except UnknownValueError:
+            raise  # a preview unknown: the SDK reports it as "cannot check yet"
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
+            messages = [f"the resource's properties have an unexpected shape ({type(error).__name__}: {error}); they cannot be checked"]
+        for message in messages:
             report_violation(message, None)
 
     CHECKED_TYPES[name] = frozenset(checks)
@@ -127,16 +138,26 @@ def _ibm_database_private(props: Mapping[str, Any]) -> Iterator[str]:
             yield f"IBM Cloud Databases: the allowlist entry {address!r} admits addresses from the internet"
 
 
-def _rds_encrypted_tls(props: Mapping[str, Any]) -> Iterator[str]:
+def _rds_encrypted_tls(props: Mapping[str, Any], group_key: str = "parameterGroupName") -> Iterator[str]:
     if props.get("storageEncrypted") is not True:
         yield "RDS: storageEncrypted must be true"
-    group = props.get("parameterGroupName")
-    if not group or str(group).startswith("default."):
-        yield "RDS: use the stack's own parameter group (it sets rds.force_ssl=1), not a default one"
+    group = props.get(group_key)
+    if not group or str(group).lower().startswith("default."):
+        yield f"RDS: set {group_key} to the stack's own parameter group (it sets rds.force_ssl=1), not a default one"
+
+
+def _rds_cluster_encrypted_tls(props: Mapping[str, Any]) -> Iterator[str]:
+    yield from _rds_encrypted_tls(props, "dbClusterParameterGroupName")
+
+
+def _rds_cluster_instance_private(props: Mapping[str, Any]) -> Iterator[str]:
+    # Security groups belong to the cluster; an instance can only be made public.
+    if props.get("publiclyAccessible") is True:
+        yield "RDS: publiclyAccessible must be false; the database is reached from the cluster only"
 
 
 def _rds_parameter_group_tls(props: Mapping[str, Any]) -> Iterator[str]:
-    if not str(props.get("family", "")).startswith("postgres"):
+    if "postgres" not in str(props.get("family", "")):
         return
     values = {_dict(p).get("name"): str(_dict(p).get("value")) for p in _items(props.get("parameters"))}
     if values.get("rds.force_ssl") != "1":
@@ -152,13 +173,16 @@ def _cloud_sql_tls(props: Mapping[str, Any]) -> Iterator[str]:
 
 def _client_sslmode(props: Mapping[str, Any]) -> Iterator[str]:
     for container in _containers(props):
-        env = {_dict(e).get("name"): _dict(e) for e in _items(container.get("env"))}
-        if "MLFLOW_DB_HOST" not in env and "PGSSLMODE" not in env:
+        env = {str(_dict(e).get("name")): _dict(e) for e in _items(container.get("env"))}
+        if "MLFLOW_DB_HOST" not in env:
             continue
-        entry = env.get("MLFLOW_DB_SSLMODE") or env.get("PGSSLMODE") or {}
-        if "valueFrom" not in entry and entry.get("value") not in TLS_SSLMODES:
-            yield (f"container {container.get('name')!r} connects to PostgreSQL with sslmode {entry.get('value')!r}; "
-                   f"set MLFLOW_DB_SSLMODE to one of {sorted(TLS_SSLMODES)}")
+        # The entrypoint writes MLFLOW_DB_SSLMODE (default prefer) into the URI, where it wins over PGSSLMODE;
+        # it must be a literal so that this check can read it.
+        entry = env.get("MLFLOW_DB_SSLMODE") or {}
+        if entry.get("value") not in TLS_SSLMODES:
+            shown = "a reference" if "valueFrom" in entry else repr(entry.get("value", "prefer (the default)"))
+            yield (f"container {container.get('name')!r} connects to PostgreSQL with sslmode {shown}; "
+                   f"set MLFLOW_DB_SSLMODE to one of {sorted(TLS_SSLMODES)} as a plain value")
 
 
 # --------------------------------------------------------------------------- buckets
@@ -170,15 +194,24 @@ SSE_ALGORITHMS = frozenset({"AES256", "aws:kms", "aws:kms:dsse"})
 
 
 def _s3_bucket(props: Mapping[str, Any]) -> Iterator[str]:
-    if props.get("acl") in PUBLIC_ACLS:
-        yield f"S3: bucket ACL {props.get('acl')!r} makes objects public"
+    yield from _s3_acl(props)
     if props.get("website"):
         yield "S3: a website configuration serves the bucket publicly"
+    if props.get("policy"):
+        yield from _s3_bucket_policy(props)
+
+
+PUBLIC_GRANTEES = ("http://acs.amazonaws.com/groups/global/AllUsers", "http://acs.amazonaws.com/groups/global/AuthenticatedUsers")
 
 
 def _s3_acl(props: Mapping[str, Any]) -> Iterator[str]:
-    if props.get("acl") in PUBLIC_ACLS:
+    if str(props.get("acl")) in PUBLIC_ACLS:
         yield f"S3: bucket ACL {props.get('acl')!r} makes objects public"
+    grants = _items(props.get("grants")) + _items(_dict(props.get("accessControlPolicy")).get("grants"))
+    for grant in map(_dict, grants):
+        uris = [grant.get("uri"), _dict(grant.get("grantee")).get("uri")]
+        if any(str(u) in PUBLIC_GRANTEES for u in uris if u):
+            yield "S3: an ACL grant to AllUsers or AuthenticatedUsers makes the bucket public"
 
 
 def _s3_public_access_block(props: Mapping[str, Any]) -> Iterator[str]:
@@ -202,15 +235,21 @@ def _policy_statements(document: Any) -> list[Mapping[str, Any]]:
         except ValueError:
             return []
     statements = _dict(document).get("Statement", [])
-    return [_dict(s) for s in (statements if isinstance(statements, list) else [statements])]
+    return [_dict(s) for s in (_items(statements) if not isinstance(statements, Mapping) else [statements])]
 
 
 def _s3_bucket_policy(props: Mapping[str, Any]) -> Iterator[str]:
     for statement in _policy_statements(props.get("policy")):
         principal = statement.get("Principal")
         everyone = principal == "*" or "*" in _items(_dict(principal).get("AWS")) or _dict(principal).get("AWS") == "*"
-        if statement.get("Effect") == "Allow" and everyone and not statement.get("Condition"):
-            yield "S3: the bucket policy allows Principal '*' without a condition"
+        # Conditions such as aws:SecureTransport do not make a grant to everyone private; a
+        # legitimate cross-account grant names its principals.
+        if statement.get("Effect") == "Allow" and everyone:
+            yield "S3: the bucket policy allows Principal '*'"
+
+
+def _s3_website(props: Mapping[str, Any]) -> Iterator[str]:
+    yield "S3: a website configuration serves the bucket publicly"
 
 
 def _gcs_bucket(props: Mapping[str, Any]) -> Iterator[str]:
@@ -223,7 +262,7 @@ def _gcs_bucket(props: Mapping[str, Any]) -> Iterator[str]:
 
 def _gcs_member(props: Mapping[str, Any]) -> Iterator[str]:
     members = [props.get("member"), props.get("entity"), *_items(props.get("members"))]
-    public = sorted({m for m in members if m in PUBLIC_MEMBERS})
+    public = sorted({str(m) for m in members if str(m) in PUBLIC_MEMBERS})
     if public:
         yield f"GCS: access granted to {', '.join(public)}"
 
@@ -287,6 +326,24 @@ def _service(props: Mapping[str, Any]) -> Iterator[str]:
         yield f"Service {name!r} sets externalIPs"
 
 
+S3_BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
+
+
+def _buckets_guarded(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Each S3 bucket has a public access block and a default-encryption configuration that depend on it."""
+    needed = {
+        "public access block": ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",),
+        "default encryption": (
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+        ),
+    }
+    for bucket in (r for r in args.resources if r.resource_type in S3_BUCKETS):
+        for what, types in needed.items():
+            if not any(r.resource_type in types and bucket in r.dependencies for r in args.resources):
+                report_violation(f"S3 bucket {bucket.name!r} has no {what}", bucket.urn)
+
+
 def _too_many_load_balancers(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     balancers = [
         r for r in args.resources
@@ -298,14 +355,19 @@ def _too_many_load_balancers(args: StackValidationArgs, report_violation: Report
 
 # --------------------------------------------------------------------------- Kubernetes workloads
 
-LONG_RUNNING = ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet")
-WORKLOADS = (*LONG_RUNNING, "kubernetes:apps/v1:ReplicaSet", "kubernetes:batch/v1:Job", "kubernetes:batch/v1:CronJob", "kubernetes:core/v1:Pod")
+LONG_RUNNING = ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet", "kubernetes:core/v1:ReplicationController")
+WORKLOADS = (
+    *LONG_RUNNING, "kubernetes:apps/v1:ReplicaSet", "kubernetes:batch/v1:Job", "kubernetes:batch/v1:CronJob", "kubernetes:core/v1:Pod",
+    "kubernetes:core/v1:PodTemplate",
+)  # fmt: skip
 
 
 def _pod_spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The pod spec of any workload kind (a CronJob nests it two templates deep)."""
+    """The pod spec of any workload kind (a CronJob nests it two templates deep, a PodTemplate has it as template)."""
+    if props.get("kind") == "PodTemplate" or "template" in props and "spec" not in props:
+        return _dict(_dict(props.get("template")).get("spec"))
     spec = _dict(props.get("spec"))
-    if props.get("kind") == "Pod" or "containers" in spec:
+    if props.get("kind") == "Pod":
         return spec
     if "jobTemplate" in spec:
         spec = _dict(_dict(spec.get("jobTemplate")).get("spec"))
@@ -324,7 +386,9 @@ def _workload_hardening(long_running: bool) -> Check:
         pod_security = _dict(pod.get("securityContext"))
         for container in _containers(props, init=True):
             name = container.get("name")
-            security = {**pod_security, **_dict(container.get("securityContext"))}
+            own = _dict(container.get("securityContext"))
+            # runAsNonRoot and runAsUser may come from the pod; privilege settings exist only per container.
+            security = {**{k: pod_security.get(k) for k in ("runAsNonRoot", "runAsUser") if k in pod_security}, **own}
             if security.get("runAsNonRoot") is not True or _number(security.get("runAsUser")) == 0:
                 yield f"container {name!r} may run as root: set runAsNonRoot: true and a non-zero runAsUser"
             if security.get("allowPrivilegeEscalation") is not False:
@@ -346,14 +410,17 @@ def _workload_hardening(long_running: bool) -> Check:
 
 def _plaintext_secrets(props: Mapping[str, Any]) -> Iterator[str]:
     for container in _containers(props, init=True):
+        where = f"container {container.get('name')!r}"
         for entry in map(_dict, _items(container.get("env"))):
             name, value = str(entry.get("name", "")), entry.get("value")
-            if value in (None, ""):
-                continue
-            if SECRET_ENV_NAME.search(name):
-                yield f"container {container.get('name')!r}: {name} is a plain value; take it from a Secret (valueFrom.secretKeyRef)"
-            elif isinstance(value, str) and CREDENTIAL_URI.match(value):
-                yield f"container {container.get('name')!r}: {name} holds a URI with a password; take it from a Secret"
+            from_config_map = "configMapKeyRef" in _dict(entry.get("valueFrom"))
+            if SECRET_ENV_NAME.search(name) and (value not in (None, "") or from_config_map):
+                yield f"{where}: {name} is a plain value or a ConfigMap key; take it from a Secret (valueFrom.secretKeyRef)"
+            elif isinstance(value, str) and CREDENTIAL_URI.search(value):
+                yield f"{where}: {name} holds a URI with a password; take it from a Secret"
+        for argument in [*_items(container.get("args")), *_items(container.get("command"))]:
+            if isinstance(argument, str) and CREDENTIAL_URI.search(argument):
+                yield f"{where}: an argument holds a URI with a password; take it from a Secret"
 
 
 # --------------------------------------------------------------------------- node pools
@@ -379,8 +446,8 @@ def vcpus(cloud: str, node_type: str) -> int | None:
     return int(match["vcpus"]) if match else None
 
 
-def _node_problems(cloud: str, node_types: Iterable[str], count: float | None) -> Iterator[str]:
-    for node_type in node_types:
+def _node_problems(cloud: str, node_types: Iterable[Any], count: float | None) -> Iterator[str]:
+    for node_type in map(str, node_types):
         if vcpus(cloud, node_type) != NODE_VCPUS:
             yield f"node type {node_type!r} is not a {NODE_VCPUS}-vCPU type; the cloud comparison needs {NODE_VCPUS} vCPUs per node"
     if count != NODE_COUNT:
@@ -397,7 +464,10 @@ def _gke_node_pool(props: Mapping[str, Any]) -> Iterator[str]:
     if props.get("autoscaling"):
         yield "the node pool autoscales; the comparison needs a fixed 3 nodes"
     machine = _dict(props.get("nodeConfig")).get("machineType") or "(default e2-medium)"
-    yield from _node_problems("gcp", [machine], _number(props.get("nodeCount")))
+    # nodeCount is per zone: a regional pool without nodeLocations runs in 3 zones.
+    zones = len(_items(props.get("nodeLocations"))) or (1 if str(props.get("location", "")).count("-") >= 2 else 3)
+    per_zone = _number(props.get("nodeCount"))
+    yield from _node_problems("gcp", [machine], per_zone * zones if per_zone is not None else None)
 
 
 def _gke_cluster(props: Mapping[str, Any]) -> Iterator[str]:
@@ -405,6 +475,27 @@ def _gke_cluster(props: Mapping[str, Any]) -> Iterator[str]:
         yield "GKE Autopilot picks its own nodes; the comparison needs a fixed node pool"
     elif props.get("removeDefaultNodePool") is not True:
         yield "GKE: set removeDefaultNodePool so that only the 3-node pool runs workloads"
+
+
+def _pool_nodes(resource_type: str, props: Mapping[str, Any]) -> float:
+    """How many nodes a node pool resource runs (0 for anything else)."""
+    if resource_type == "aws:eks/nodeGroup:NodeGroup":
+        return _number(_dict(props.get("scalingConfig")).get("desiredSize")) or 0
+    if resource_type == "gcp:container/nodePool:NodePool":
+        zones = len(_items(props.get("nodeLocations"))) or (1 if str(props.get("location", "")).count("-") >= 2 else 3)
+        return (_number(props.get("nodeCount")) or 0) * zones
+    if resource_type in ("ibm:index/containerVpcCluster:ContainerVpcCluster", "ibm:index/containerVpcWorkerPool:ContainerVpcWorkerPool"):
+        return (_number(props.get("workerCount")) or 0) * (len(_items(props.get("zones"))) or 1)
+    return 0
+
+
+def _total_nodes(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    pools = [(r, _pool_nodes(r.resource_type, r.props)) for r in args.resources]
+    pools = [(r, n) for r, n in pools if n]
+    total = sum(n for _, n in pools)
+    if pools and total != NODE_COUNT:
+        names = ", ".join(f"{r.name} ({n:g})" for r, n in pools)
+        report_violation(f"the stack runs {total:g} nodes in all ({names}); the comparison needs {NODE_COUNT}", None)
 
 
 def _ibm_workers(props: Mapping[str, Any]) -> Iterator[str]:
@@ -421,7 +512,8 @@ POLICIES = [
         "No database is publicly accessible or reachable from 0.0.0.0/0.",
         {
             "aws:rds/instance:Instance": _rds_private,
-            "aws:rds/clusterInstance:ClusterInstance": _rds_private,
+            "aws:rds/cluster:Cluster": _rds_private,
+            "aws:rds/clusterInstance:ClusterInstance": _rds_cluster_instance_private,
             "gcp:sql/databaseInstance:DatabaseInstance": _cloud_sql_private,
             "ibm:index/database:Database": _ibm_database_private,
         },
@@ -432,7 +524,9 @@ POLICIES = [
         "(Cloud SQL and IBM Cloud Databases always encrypt storage; IBM's also always require TLS.)",
         {
             "aws:rds/instance:Instance": _rds_encrypted_tls,
+            "aws:rds/cluster:Cluster": _rds_cluster_encrypted_tls,
             "aws:rds/parameterGroup:ParameterGroup": _rds_parameter_group_tls,
+            "aws:rds/clusterParameterGroup:ClusterParameterGroup": _rds_parameter_group_tls,
             "gcp:sql/databaseInstance:DatabaseInstance": _cloud_sql_tls,
             **{kind: _client_sslmode for kind in WORKLOADS},
         },
@@ -450,6 +544,8 @@ POLICIES = [
             "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": _s3_encryption,
             "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2": _s3_encryption,
             "aws:s3/bucketPolicy:BucketPolicy": _s3_bucket_policy,
+            "aws:s3/bucketWebsiteConfiguration:BucketWebsiteConfiguration": _s3_website,
+            "aws:s3/bucketWebsiteConfigurationV2:BucketWebsiteConfigurationV2": _s3_website,
             "gcp:storage/bucket:Bucket": _gcs_bucket,
             "gcp:storage/bucketIAMMember:BucketIAMMember": _gcs_member,
             "gcp:storage/bucketIAMBinding:BucketIAMBinding": _gcs_member,
@@ -471,6 +567,18 @@ POLICIES = [
             "ibm:index/isNetworkAclRule:IsNetworkAclRule": _ibm_acl_rule,
             "kubernetes:core/v1:Service": _service,
         },
+    ),
+    StackValidationPolicy(
+        name="bucket-guards-present",
+        description="Every S3 bucket has its own public access block and default-encryption configuration.",
+        validate=_buckets_guarded,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    ),
+    StackValidationPolicy(
+        name="node-count-total",
+        description=f"All node pools of a stack add up to {NODE_COUNT} nodes.",
+        validate=_total_nodes,
+        enforcement_level=EnforcementLevel.MANDATORY,
     ),
     StackValidationPolicy(
         name="load-balancer-count",

@@ -7,6 +7,8 @@ archive beside the clone). Without it the data tests are skipped loudly, unless
 
 from __future__ import annotations
 
+import contextlib
+
 import io
 import os
 import pickle
@@ -164,3 +166,15 @@ def tracking_server(postgres, tmp_path_factory):
     server.artifacts = base / "artifacts"
     yield server
     server.stop()
+
+
+@contextlib.contextmanager
+def global_tracking_uri(uri: str):
+    """Point MLflow's fluent API (``mlflow.register_model`` ...) at ``uri`` for a block, then put back
+    exactly what was there: ``mlflow.set_tracking_uri(mlflow.get_tracking_uri())`` would pin the
+    resolved default and override every later test's ``MLFLOW_TRACKING_URI``."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(uri):
+        yield
+

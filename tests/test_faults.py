@@ -21,6 +21,7 @@ from devstack.mlflow_server import MlflowServer, start_mlflow_server
 from devstack.postgres import start_postgres
 from devstack.procs import free_port
 from devstack.serving import start_serving
+from tests.conftest import global_tracking_uri
 from tests.test_cli import REPO, run_trainer
 from trainer import checkpoint, tracking
 from trainer.cli import TRACKING_RETRIES
@@ -146,12 +147,8 @@ def test_serving_keeps_answering_while_tracking_is_down_and_then_takes_the_new_c
         back_at = server.start()
         # A new champion: the same model registered again, the alias moved to it.
         source = client.get_model_version(MODEL, first["model_version"])
-        previous_uri = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(server.url)
-        try:
+        with global_tracking_uri(server.url):
             new = mlflow.register_model(source.source, MODEL)
-        finally:
-            mlflow.set_tracking_uri(previous_uri)
         client.set_registered_model_alias(MODEL, tracking.CHAMPION_ALIAS, new.version)
         deadline, picked_up = time.monotonic() + 60, None
         while time.monotonic() < deadline and picked_up is None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 
-import mlflow
 import pytest
 
 from devstack import bench_serving, load_tracking
 from devstack.mlflow_server import start_mlflow_server
 from devstack.procs import children_rss_mib
 from devstack.serving import start_serving
+from tests.conftest import global_tracking_uri
 
 pytestmark = pytest.mark.slow
 
@@ -27,11 +27,8 @@ CLIENTS = 32
 
 
 def test_serving_under_32_clients_gives_no_5xx(tracking_server, tmp_path):
-    previous = mlflow.get_tracking_uri()
-    try:
+    with global_tracking_uri(tracking_server.url):
         bench_serving.register_model(tracking_server.url)
-    finally:
-        mlflow.set_tracking_uri(previous)
     served = start_serving(
         {"MLFLOW_TRACKING_URI": tracking_server.url, "MODEL_NAME": bench_serving.MODEL, "SERVING_WORKERS": "2", "MODEL_POLL_SECONDS": "0"},
         tmp_path / "gunicorn.log",

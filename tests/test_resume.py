@@ -67,17 +67,16 @@ def reference(env, client, training_tree, cache):
     return _run_by_key(client, "reference")
 
 
-@pytest.fixture(scope="module")
-def killed(env, client, training_tree, cache):
-    """A run SIGKILLed early in epoch 2, right after epoch 1's checkpoint and metrics landed."""
+def _kill_after_epoch_1(client, env, args: list[str], key: str):
+    """Start the trainer, SIGKILL it as soon as epoch 1's metrics are in MLflow; return the run."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "trainer", *_args(training_tree, cache, "killed")],
+        [sys.executable, "-m", "trainer", *args],
         cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
-            run = _run_by_key(client, "killed")
+            run = _run_by_key(client, key)
             if run is not None and _steps(client, run.info.run_id, "epoch_time") == [1]:
                 break
             time.sleep(0.2)
@@ -87,8 +86,13 @@ def killed(env, client, training_tree, cache):
     finally:
         if process.poll() is None:
             process.kill()
-    run = client.get_run(_run_by_key(client, "killed").info.run_id)
-    return run
+    return client.get_run(_run_by_key(client, key).info.run_id)
+
+
+@pytest.fixture(scope="module")
+def killed(env, client, training_tree, cache):
+    """A run SIGKILLed early in epoch 2, right after epoch 1's checkpoint and metrics landed."""
+    return _kill_after_epoch_1(client, env, _args(training_tree, cache, "killed"), "killed")
 
 
 def test_a_killed_run_is_left_mid_epoch_with_one_checkpoint(killed, client):
@@ -156,6 +160,15 @@ def test_a_finished_run_key_is_not_trained_again(resumed, env, client, training_
     assert "already finished" in again.stdout
     assert len(client.search_model_versions(f"name='{MODEL}'")) == versions_before
     assert _steps(client, run.info.run_id, "epoch_time") == [1, 2, 3]
+
+
+def test_a_run_without_checkpoints_is_not_continued_with_duplicate_epochs(env, client, training_tree, cache):
+    args = [*_args(training_tree, cache, "no-checkpoint"), "--no-checkpoint"]
+    run = _kill_after_epoch_1(client, env, args, "no-checkpoint")
+    again = run_trainer(*args, env=env)
+    assert again.returncode == 2, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "has logged epochs but no checkpoint" in again.stderr
+    assert _steps(client, run.info.run_id, "epoch_time") == [1]
 
 
 def test_a_bad_run_key_is_a_usage_error():

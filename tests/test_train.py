@@ -68,6 +68,27 @@ def test_same_seed_gives_the_same_run(real_sample, precision, channels_last):
     assert other.train_loss != first.train_loss
 
 
+@pytest.mark.parametrize("steps", [1, 2, 4, 7, 8])
+def test_runs_too_short_for_a_one_cycle_schedule_still_train(real_sample, steps):
+    """300 images in batches of 300 // steps: OneCycleLR would divide by zero at exactly 4 steps."""
+    results = _tiny_run(real_sample, TrainSettings(epochs=1, batch_size=300 // steps, seed=7, precision="fp32"))
+    assert len(results) == 1 and results[0].train_loss > 0
+
+
+def test_a_checkpoint_from_other_settings_is_refused(real_sample):
+    from trainer.train import ResumeError
+
+    settings = TrainSettings(epochs=2, batch_size=100, seed=7, precision="fp32")
+    states = []
+    x_train, y_train = real_sample.arrays("train", 30)
+    x_test, y_test = real_sample.arrays("test", 10)
+    seed_everything(settings.seed)
+    train(prepare_model(AlexNet(), settings), x_train, y_train, x_test, y_test, settings, on_checkpoint=states.append)
+    assert [s["epoch"] for s in states] == [1, 2]
+    with pytest.raises(ResumeError, match="epochs 2 -> 3"):
+        train(prepare_model(AlexNet(), settings), x_train, y_train, x_test, y_test, TrainSettings(epochs=3, batch_size=100, seed=7, precision="fp32"), resume=states[0])
+
+
 @pytest.mark.slow
 def test_short_real_training_learns(real_sample):
     """500 real images per class, 5 epochs: loss falls and held-out accuracy clearly beats chance."""

@@ -12,7 +12,6 @@ a run never holds more than two (about 190 MB each for the default AlexNet).
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,17 +26,11 @@ ATTEMPTS_TAG = "mlflow-multicloud.attempts"
 RESUMED_FROM_TAG = "mlflow-multicloud.resumed_from_epoch"
 FOLDER = "checkpoints"
 SLOTS = 2
-#: Keys are matched in an MLflow search filter, so they are limited to characters that need no quoting.
-RUN_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,249}$")
-
-
-def valid_run_key(key: str) -> bool:
-    """True when ``key`` can identify a run (letters, digits and ``._:/-``, at most 250)."""
-    return bool(RUN_KEY_PATTERN.match(key))
-
-
 def find_run(client: MlflowClient, experiment_id: str, key: str) -> Run | None:
-    """The run of this experiment tagged with ``key``, newest first if (wrongly) several are."""
+    """The run of this experiment tagged with ``key``, newest first if (wrongly) several are.
+
+    ``key`` goes into a search filter unquoted: the command line admits only keys
+    that match ``trainer.cli.RUN_KEY_PATTERN``."""
     runs = client.search_runs(
         [experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'", order_by=["attributes.start_time DESC"], max_results=1
     )

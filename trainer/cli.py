@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import urllib.parse
 import signal
 import sys
@@ -39,6 +40,10 @@ TRACKING_RETRIES = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
 }
+
+
+#: Run keys go into an MLflow search filter, so they are limited to characters that need no quoting.
+RUN_KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,249}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,11 +147,8 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"MLFLOW_TRACKING_URI is not a valid URI ({error})")
     if args.cache_dir.exists() and not args.cache_dir.is_dir():
         parser.error(f"--cache-dir {args.cache_dir} is a file, not a folder")
-    if args.run_key is not None:
-        from trainer.checkpoint import valid_run_key
-
-        if not valid_run_key(args.run_key):
-            parser.error("--run-key must be 1-250 letters, digits or ._:/- and start with a letter or digit")
+    if args.run_key is not None and not RUN_KEY_PATTERN.fullmatch(args.run_key):
+        parser.error("--run-key must be 1-250 letters, digits or ._:/- and start with a letter or digit")
     if not args.no_register:
         from mlflow.exceptions import MlflowException
         from mlflow.utils.validation import _validate_model_name

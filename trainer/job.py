@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from alexnet_cifar.model import AlexNet, count_parameters
 from trainer import checkpoint, hostinfo, tracking
 from trainer.data import subset, timed_load
-from trainer.train import EpochResult, TrainSettings, check_resumable, evaluate, prepare_model, seed_everything, train
+from trainer.train import EpochResult, ResumeError, TrainSettings, check_resumable, evaluate, prepare_model, seed_everything, train
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,28 @@ def run_job(args: argparse.Namespace, started: float) -> Summary:
             raise
 
 
-def _finished_summary(run_id: str) -> Summary:
+#: Options that change a run's results: a resumed run must be continued with the values it started with.
+RESULT_OPTIONS = (
+    "epochs", "batch_size", "lr", "momentum", "weight_decay", "label_smoothing", "dropout", "batch_norm", "crop_padding", "flip",
+    "eval_every", "seed", "precision", "channels_last", "train_subset", "test_subset", "register_as",
+)  # fmt: skip
+
+
+def _check_same_options(recorded: dict[str, str], args: argparse.Namespace) -> None:
+    changed = {
+        name: (recorded[name], str(getattr(args, name)))
+        for name in RESULT_OPTIONS
+        if name in recorded and recorded[name] != str(getattr(args, name))
+    }
+    if changed:
+        listed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in sorted(changed.items()))
+        raise ResumeError(f"the run was started with other settings ({listed}); rerun with the original ones or use a new run key")
+
+
+def _finished_summary(run_id: str, announce: bool = True) -> Summary:
     run = MlflowClient().get_run(run_id)
-    print(f"run {run_id} already finished under this run key; nothing to do", flush=True)
+    if announce:
+        print(f"run {run_id} already finished under this run key; nothing to do", flush=True)
     tags = run.data.tags
     return Summary(run_id, dict(run.data.metrics), tags.get("registered_version"), tags.get("champion") == "true")
 
@@ -101,8 +120,21 @@ def _train_and_log(
     # What an earlier attempt already recorded is not logged again (params cannot change anyway).
     recorded = client.get_run(run_id).data
     state = None
+    if resumed and "runtime" in recorded.metrics:
+        # Killed after its last metric (while deleting checkpoints or ending the run): nothing is left to do.
+        print(f"run {run_id} had completed its work; marking it finished", flush=True)
+        checkpoint.delete_all(run_id)
+        return _finished_summary(run_id, announce=False)
     if resumed:
+        _check_same_options(recorded.params, args)
         state = checkpoint.load_latest(client, run_id)
+        logged = max((m.step for m in client.get_metric_history(run_id, "epoch_time")), default=0)
+        if logged > (state["epoch"] if state else 0):
+            raise ResumeError(
+                f"run {run_id} has logged {logged} epochs but its newest readable checkpoint is "
+                + (f"epoch {state['epoch']}" if state else "missing (was it started with --no-checkpoint?)")
+                + "; it cannot continue without logging epochs twice: use a new run key"
+            )
         if state is not None:
             check_resumable(state, settings)
             mlflow.set_tag(checkpoint.RESUMED_FROM_TAG, str(state["epoch"]))
@@ -162,7 +194,7 @@ def _train_and_log(
         final = replace(final, predictions=evaluate(model, torch.from_numpy(x_test), torch.from_numpy(y_test), settings.eval_batch_size)[2])
     training_time = sum(e.epoch_time for e in epochs)
     metrics = {
-        "data_load_time": data_load_time,
+        "data_load_time": recorded.metrics.get("data_load_time", data_load_time),  # the first attempt's, as logged
         "training_time": training_time,
         "test_loss": final.test_loss,
         "test_accuracy": final.test_accuracy,
@@ -176,12 +208,14 @@ def _train_and_log(
     mlflow.log_metrics({k: v for k, v in metrics.items() if k not in ("test_loss", "test_accuracy", "data_load_time")})
     info = tracking.log_model(model, x_test[: min(8, len(x_test))], final.predictions.numpy())
     tracking.log_samples(x_test, y_test)
-    version, promoted = (recorded.tags.get("registered_version"), recorded.tags.get("champion") == "true")
-    if not args.no_register and version is None:  # an attempt killed after registering does not register twice
+    version, promoted = (None, False)
+    if not args.no_register:
+        # An attempt killed after registering left a version of this run: it is reused, not doubled.
         version, promoted = tracking.register(info.model_uri, args.register_as, run_id, final.test_accuracy)
         mlflow.set_tags({"registered_model": args.register_as, "registered_version": version, "champion": str(promoted).lower()})
+    metrics["runtime"] = earlier_runtime + time.perf_counter() - started
+    # runtime is the run's last metric: a resumed run that has it is complete (see _completed_earlier).
+    mlflow.log_metric("runtime", metrics["runtime"])
     if not args.no_checkpoint and not args.keep_checkpoints:
         checkpoint.delete_all(run_id)
-    metrics["runtime"] = earlier_runtime + time.perf_counter() - started
-    mlflow.log_metric("runtime", metrics["runtime"])
     return Summary(run_id, metrics, version, promoted)

@@ -127,16 +127,21 @@ def log_samples(images: np.ndarray, labels: np.ndarray, count: int = SAMPLE_COUN
 
 
 def register(model_uri: str, name: str, run_id: str, test_accuracy: float) -> tuple[str, bool]:
-    """Register ``model_uri`` as a new version of ``name``; move the champion alias to it
-    only when its test accuracy beats the current champion's. Returns (version, promoted)."""
+    """Register ``model_uri`` as a new version of ``name`` (or reuse the version an earlier attempt of
+    ``run_id`` registered); move the champion alias to it only when its test accuracy beats the
+    current champion's. Returns (version, promoted)."""
     client = MlflowClient()
-    version = mlflow.register_model(model_uri, name, tags={"test_accuracy": f"{test_accuracy:.4f}", "run_id": run_id}).version
+    mine = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if mine:  # registered by an earlier attempt of this run
+        version = min(int(v.version) for v in mine)
+    else:
+        version = mlflow.register_model(model_uri, name, tags={"test_accuracy": f"{test_accuracy:.4f}", "run_id": run_id}).version
     champion_accuracy = None
     champion_version = client.get_registered_model(name).aliases.get(CHAMPION_ALIAS)
     if champion_version is not None:
         champion_run = client.get_model_version(name, champion_version).run_id
         champion_accuracy = client.get_run(champion_run).data.metrics.get("test_accuracy") if champion_run else None
-    promoted = champion_accuracy is None or test_accuracy > champion_accuracy
+    promoted = champion_accuracy is None or test_accuracy > champion_accuracy or str(champion_version) == str(version)
     if promoted:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     return str(version), promoted

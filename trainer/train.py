@@ -17,6 +17,8 @@ from torch import nn
 from tqdm import tqdm
 
 PRECISIONS = ("fp32", "bf16")
+#: Fewer training steps than this get a constant learning rate instead of the one-cycle schedule.
+MIN_ONE_CYCLE_STEPS = 8
 
 
 @dataclass(frozen=True)
@@ -151,9 +153,11 @@ def train(
         nesterov=settings.momentum > 0,
         fused=True,
     )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch, pct_start=0.25
-    )
+    total_steps = settings.epochs * steps_per_epoch
+    if total_steps >= MIN_ONE_CYCLE_STEPS:
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=total_steps, pct_start=0.25)
+    else:  # too few steps for a warm-up and a decay (OneCycleLR divides by zero at 4): a constant rate
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     loss_function = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     results: list[EpochResult] = []
     if resume is not None:

@@ -68,6 +68,9 @@ class TrainingJob(pulumi.ComponentResource):
             },
             spec={
                 "backoffLimit": BACKOFF_LIMIT,
+                # A replacement pod starts only once the failed one is gone, so two pods never
+                # continue the same run (the run key) at once.
+                "podReplacementPolicy": "Failed",
                 "podFailurePolicy": pod_failure_policy(),
                 "ttlSecondsAfterFinished": 7 * 24 * 3600,
                 "template": {

@@ -25,6 +25,8 @@ from policy.policies import CHECKED_TYPES, POLICIES, is_open_cidr, policy_names,
 from tests.infra.harness import ROOT, STACKS, Registration, stack_run
 
 MANDATORY = analyzer_pb2.EnforcementLevel.Value("MANDATORY")
+#: Policies over the whole stack; each has its own test below.
+STACK_POLICIES = {"load-balancer-count", "bucket-guards-present", "node-count-total"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def test_no_policy_is_vacuous_over_the_stacks():
     """Every resource policy reads at least one resource type the stacks really register."""
     registered = {r.typ for stack in STACKS for r in _cloud_resources(stack)}
     assert {name: sorted(types & registered) for name, types in CHECKED_TYPES.items() if not types & registered} == {}
-    assert set(CHECKED_TYPES) | {"load-balancer-count"} == set(policy_names())
+    assert set(CHECKED_TYPES) | STACK_POLICIES == set(policy_names())
 
 
 # --------------------------------------------------------------------------- broken resources
@@ -183,6 +185,28 @@ def _open_ingress_rule(props: dict) -> None:
     props["cidrIpv4"] = "0.0.0.0/0"
 
 
+def _escalation_only_at_pod_level(props: dict) -> None:
+    del _pod(props)["containers"][0]["securityContext"]["allowPrivilegeEscalation"]
+    _pod(props)["securityContext"]["allowPrivilegeEscalation"] = False  # no such pod-level field: ignored by Kubernetes
+
+
+def _decoy_containers(props: dict) -> None:
+    props["spec"]["containers"] = copy.deepcopy(_pod(props)["containers"])  # hardened decoy where no pod reads it
+    _pod(props)["containers"][0]["securityContext"]["privileged"] = True
+
+
+def _pgsslmode_instead(props: dict) -> None:
+    env = _pod(props)["containers"][0]["env"]
+    env[:] = [e for e in env if e["name"] != "MLFLOW_DB_SSLMODE"] + [{"name": "PGSSLMODE", "value": "require"}]
+
+
+def _plain_env(name: str, value: str) -> Callable[[dict], None]:
+    def mutate(props: dict) -> None:
+        _pod(props)["containers"][0]["env"].append({"name": name, "value": value})
+
+    return mutate
+
+
 def _force_ssl_off(props: dict) -> None:
     for parameter in props["parameters"]:
         if parameter["name"] == "rds.force_ssl":
@@ -208,6 +232,7 @@ BROKEN = [
     ("rds-unencrypted", "database-encrypted-tls", "aws", RDS, "", _set("storageEncrypted", False), "storageEncrypted must be true"),
     ("rds-default-params", "database-encrypted-tls", "aws", RDS, "", _set("parameterGroupName", "default.postgres16"), "own parameter group"),
     ("rds-no-force-ssl", "database-encrypted-tls", "aws", "aws:rds/parameterGroup:ParameterGroup", "", _force_ssl_off, "rds.force_ssl must be 1"),
+    ("mlflow-pgsslmode", "database-encrypted-tls", "gcp", DEPLOYMENT, "mlflow", _pgsslmode_instead, "sslmode 'prefer (the default)'"),
     ("sql-plaintext", "database-encrypted-tls", "gcp", SQL, "",
      _set("settings.ipConfiguration.sslMode", "ALLOW_UNENCRYPTED_AND_ENCRYPTED"), "sslMode must be ENCRYPTED_ONLY"),
     ("mlflow-sslmode-prefer", "database-encrypted-tls", "aws", DEPLOYMENT, "mlflow", _weak_sslmode, "sslmode 'prefer'"),
@@ -216,6 +241,13 @@ BROKEN = [
      _set("blockPublicPolicy", False), "must set blockPublicPolicy to true"),
     ("s3-unencrypted", "bucket-private-encrypted", "aws",
      "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "", _set("rules", []), "default encryption must be"),
+    ("s3-public-policy-with-condition", "bucket-private-encrypted", None, "aws:s3/bucketPolicy:BucketPolicy",
+     {"bucket": "b", "policy": {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject",
+                                               "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}}, None, "Principal '*'"),
+    ("s3-inline-policy", "bucket-private-encrypted", "aws", "aws:s3/bucket:Bucket", "", _set("policy", PUBLIC_POLICY), "Principal '*'"),
+    ("s3-all-users-grant", "bucket-private-encrypted", None, "aws:s3/bucketAclV2:BucketAclV2",
+     {"bucket": "b", "accessControlPolicy": {"grants": [{"grantee": {"type": "Group", "uri": "http://acs.amazonaws.com/groups/global/AllUsers"},
+                                                         "permission": "READ"}]}}, None, "grant to AllUsers"),
     ("s3-public-policy", "bucket-private-encrypted", None, "aws:s3/bucketPolicy:BucketPolicy",
      {"bucket": "b", "policy": PUBLIC_POLICY}, None, "Principal '*'"),
     ("gcs-inherited", "bucket-private-encrypted", "gcp", "gcp:storage/bucket:Bucket", "",
@@ -250,10 +282,16 @@ BROKEN = [
      _set("spec.template.spec.containers.0.securityContext.allowPrivilegeEscalation", True), "allowPrivilegeEscalation: false"),
     ("no-limits", "workload-hardening", "aws", "kubernetes:batch/v1:Job", "training",
      _drop("spec.template.spec.containers.0.resources.limits"), "has no limits for cpu, memory"),
+    ("escalation-at-pod-level", "workload-hardening", "aws", DEPLOYMENT, "serving", _escalation_only_at_pod_level,
+     "allowPrivilegeEscalation: false"),
+    ("decoy-containers", "workload-hardening", "gcp", DEPLOYMENT, "serving", _decoy_containers, "is privileged"),
     ("no-readiness", "workload-hardening", "gcp", DEPLOYMENT, "serving", _drop("spec.template.spec.containers.0.readinessProbe"),
      "has no readinessProbe"),
     ("plain-password", "no-plaintext-secret-env", "aws", DEPLOYMENT, "mlflow", _secret_env, "MLFLOW_DB_PASSWORD is a plain value"),
     ("uri-password", "no-plaintext-secret-env", "ibm", DEPLOYMENT, "mlflow", _uri_env, "DATABASE_URL holds a URI with a password"),
+    ("short-password-name", "no-plaintext-secret-env", "gcp", DEPLOYMENT, "serving", _plain_env("DB_PASS", "hunter2"), "DB_PASS is a plain value"),
+    ("signing-key", "no-plaintext-secret-env", "aws", "kubernetes:batch/v1:Job", "training", _plain_env("SIGNING_KEY", "k"), "SIGNING_KEY is a plain"),
+    ("uri-no-user", "no-plaintext-secret-env", "ibm", DEPLOYMENT, "serving", _plain_env("CACHE", "redis://:hunter2@redis:6379/0"), "URI with a password"),
     ("eks-4-nodes", "node-pool-size", "aws", "aws:eks/nodeGroup:NodeGroup", "",
      _also(*(_set(f"scalingConfig.{k}", 4) for k in ("minSize", "maxSize", "desiredSize"))), "has 4.0 nodes"),
     ("eks-autoscaling", "node-pool-size", "aws", "aws:eks/nodeGroup:NodeGroup", "", _set("scalingConfig.maxSize", 6), "unset number of nodes"),
@@ -263,6 +301,7 @@ BROKEN = [
      _set("nodeConfig.machineType", "n2-standard-4"), "'n2-standard-4' is not a 2-vCPU"),
     ("gke-autoscaling", "node-pool-size", "gcp", "gcp:container/nodePool:NodePool", "",
      _set("autoscaling", {"minNodeCount": 1, "maxNodeCount": 5}), "autoscales"),
+    ("gke-regional", "node-pool-size", "gcp", "gcp:container/nodePool:NodePool", "", _set("location", "us-central1"), "has 9.0 nodes"),
     ("gke-default-pool", "node-pool-size", "gcp", "gcp:container/cluster:Cluster", "", _set("removeDefaultNodePool", False), "removeDefaultNodePool"),
     ("ibm-2-workers", "node-pool-size", "ibm", "ibm:index/containerVpcCluster:ContainerVpcCluster", "", _set("workerCount", 2), "has 2.0 nodes"),
     ("ibm-4-vcpus", "node-pool-size", "ibm", "ibm:index/containerVpcCluster:ContainerVpcCluster", "",
@@ -284,7 +323,7 @@ def test_each_broken_resource_is_stopped_by_its_own_policy(analyzer, policy, sta
 
 
 def test_every_policy_has_a_broken_case():
-    assert {case[1] for case in BROKEN} | {"load-balancer-count"} == set(policy_names())
+    assert {case[1] for case in BROKEN} | STACK_POLICIES == set(policy_names())
 
 
 def test_a_third_load_balancer_fails_the_stack(analyzer):
@@ -296,6 +335,44 @@ def test_a_third_load_balancer_fails_the_stack(analyzer):
     found = analyzer.analyze_stack([*registrations, extra])
     assert [(v.policy, v.level) for v in found] == [("load-balancer-count", MANDATORY)]
     assert "3 LoadBalancer Services" in found[0].message
+
+
+def test_a_bucket_without_its_guards_fails_the_stack(analyzer):
+    registrations = [r for r in stack_run("aws").registrations if r.typ != "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]
+    found = analyzer.analyze_stack(registrations)
+    assert [(v.policy, v.level) for v in found] == [("bucket-guards-present", MANDATORY)]
+    assert "'mlflow-aws-artifacts' has no public access block" in found[0].message
+
+
+def test_a_second_node_pool_fails_the_stack(analyzer):
+    registrations = list(stack_run("aws").registrations)
+    group = next(r for r in registrations if r.typ == "aws:eks/nodeGroup:NodeGroup")
+    extra = copy.deepcopy(group)
+    extra.urn, extra.name = group.urn + "-2", group.name + "-2"
+    found = analyzer.analyze_stack([*registrations, extra])
+    assert [(v.policy, v.level) for v in found] == [("node-count-total", MANDATORY)]
+    assert "6 nodes in all" in found[0].message
+
+
+SECURE_BUT_UNUSUAL = [
+    ("ibm-rule-from-a-security-group", "ibm:index/isSecurityGroupRule:IsSecurityGroupRule",
+     {"group": "g", "direction": "inbound", "remote": "r006-0123abcd-4567-sg"}),
+    ("rule-from-shared-address-space", "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+     {"securityGroupId": "sg", "cidrIpv4": "100.64.0.0/16", "fromPort": 5432, "toPort": 5432, "ipProtocol": "tcp"}),
+    ("private-aurora-instance", "aws:rds/clusterInstance:ClusterInstance", {"clusterIdentifier": "c", "publiclyAccessible": False}),
+]
+
+
+@pytest.mark.parametrize(("typ", "props"), [case[1:] for case in SECURE_BUT_UNUSUAL], ids=[case[0] for case in SECURE_BUT_UNUSUAL])
+def test_secure_but_unusual_resources_pass(analyzer, typ, props):
+    assert analyzer.analyze(typ, props) == []
+
+
+def test_malformed_properties_are_a_violation_not_a_crash(analyzer):
+    found = analyzer.analyze("aws:eks/nodeGroup:NodeGroup", {"instanceTypes": [2], "scalingConfig": {"desiredSize": "x"}})
+    assert {v.policy for v in found} == {"node-pool-size"} and all(v.level == MANDATORY for v in found)
+    found = analyzer.analyze(SERVICE, {"metadata": {"name": {"nested": 1}}, "spec": {"type": "LoadBalancer"}})
+    assert [v.policy for v in found] == ["no-open-firewall"]
 
 
 def test_a_preview_unknown_is_not_a_pass_or_a_violation(analyzer):
@@ -325,7 +402,7 @@ def test_vcpus_from_the_node_type_name(cloud, node_type, expected):
 @pytest.mark.parametrize(
     ("cidr", "is_open"),
     [("0.0.0.0/0", True), ("::/0", True), (" 0.0.0.0/0", True), ("0.0.0.0/1", True), ("34.1.2.3/32", True), ("2001:db8::/32", False),
-     ("2606:4700::/32", True), ("10.0.0.0/8", False), ("172.16.0.32/28", False), ("fd00::/8", False), ("bogus", True), ("", False), (None, False)],
+     ("2606:4700::/32", True), ("10.0.0.0/8", False), ("172.16.0.32/28", False), ("fd00::/8", False), ("bogus", False), ("r006-1234abcd-sg", False), ("100.64.0.0/10", False), ("", False), (None, False)],
 )
 def test_open_cidrs(cidr, is_open):
     assert is_open_cidr(cidr) is is_open
