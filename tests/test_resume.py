@@ -167,10 +167,46 @@ def test_a_run_without_checkpoints_is_not_continued_with_duplicate_epochs(env, c
     run = _kill_after_epoch_1(client, env, args, "no-checkpoint")
     again = run_trainer(*args, env=env)
     assert again.returncode == 2, again.stdout[-2000:] + again.stderr[-2000:]
-    assert "has logged epochs but no checkpoint" in again.stderr
+    assert "has logged epochs up to 1 but its newest readable checkpoint is missing" in again.stderr
     assert _steps(client, run.info.run_id, "epoch_time") == [1]
 
 
 def test_a_bad_run_key_is_a_usage_error():
     result = run_trainer("--run-key", "x' or '1'='1")
     assert result.returncode == 2 and "--run-key must be" in result.stderr
+
+
+def _orphan_run(client: MlflowClient, key: str):
+    """A RUNNING run under ``key``, as a trainer SIGKILLed at some late moment leaves it."""
+    experiment = client.get_experiment_by_name(EXPERIMENT) or client.get_experiment(client.create_experiment(EXPERIMENT))
+    return client.create_run(experiment.experiment_id, tags={checkpoint.RUN_KEY_TAG: key, checkpoint.ATTEMPTS_TAG: "1"})
+
+
+def test_a_run_killed_after_its_last_metric_is_just_marked_finished(env, client, training_tree, cache):
+    run = _orphan_run(client, "after-runtime")
+    client.log_metric(run.info.run_id, "runtime", 12.5)  # runtime is the last thing a run logs
+    done = run_trainer(*_args(training_tree, cache, "after-runtime"), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "had completed its work; marking it finished" in done.stdout and "training on" not in done.stdout
+    finished = client.get_run(run.info.run_id)
+    assert finished.info.status == "FINISHED" and _steps(client, run.info.run_id, "epoch_time") == []
+
+
+def test_a_run_killed_after_registering_keeps_one_model_version(env, client, training_tree, cache, tracking_server):
+    from tests.conftest import global_tracking_uri
+
+    run = _orphan_run(client, "after-register")
+    with global_tracking_uri(tracking_server.url):  # a version of this run exists, as if the kill came right after registering
+        import mlflow
+
+        with mlflow.start_run(run_id=run.info.run_id):
+            mlflow.log_text("x", "placeholder.txt")
+        client.set_terminated(run.info.run_id, "RUNNING")  # start_run's block ended it; a killed run stays RUNNING
+        if not client.search_registered_models(f"name='{MODEL}'"):
+            client.create_registered_model(MODEL)
+        client.create_model_version(MODEL, f"{run.info.artifact_uri}/placeholder.txt", run_id=run.info.run_id)
+    done = run_trainer(*_args(training_tree, cache, "after-register"), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    mine = client.search_model_versions(f"name = '{MODEL}' and run_id = '{run.info.run_id}'")
+    assert len(mine) == 1
+    assert client.get_run(run.info.run_id).data.tags["registered_version"] == mine[0].version

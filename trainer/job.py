@@ -29,7 +29,8 @@ class Summary:
     def __str__(self) -> str:
         lines = [f"run {self.run_id} finished"]
         for name in ("data_load_time", "training_time", "runtime", "test_loss", "test_accuracy"):
-            lines.append(f"  {name:<16} {self.metrics[name]:.4f}")
+            if name in self.metrics:
+                lines.append(f"  {name:<16} {self.metrics[name]:.4f}")
         if self.model_version:
             lines.append(f"  registered version {self.model_version}" + (" (now champion)" if self.promoted else " (champion unchanged)"))
         return "\n".join(lines)
@@ -131,7 +132,7 @@ def _train_and_log(
         logged = max((m.step for m in client.get_metric_history(run_id, "epoch_time")), default=0)
         if logged > (state["epoch"] if state else 0):
             raise ResumeError(
-                f"run {run_id} has logged {logged} epochs but its newest readable checkpoint is "
+                f"run {run_id} has logged epochs up to {logged} but its newest readable checkpoint is "
                 + (f"epoch {state['epoch']}" if state else "missing (was it started with --no-checkpoint?)")
                 + "; it cannot continue without logging epochs twice: use a new run key"
             )
