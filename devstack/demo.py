@@ -39,6 +39,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def with_defaults(given: list[str]) -> list[str]:
+    """The demo's defaults (2 epochs) for every option ``given`` does not set: ``-- --run-key k`` still trains 2 epochs."""
+    added: list[str] = []
+    for option, value in zip(DEFAULT_TRAINER_ARGS[::2], DEFAULT_TRAINER_ARGS[1::2]):
+        if option_value(given, option) is None:
+            added += [option, value]
+    return added + given
+
+
+def option_value(arguments: list[str], option: str) -> str | None:
+    """The value of ``option`` in ``arguments`` (``--opt v`` or ``--opt=v``), or None."""
+    for n, argument in enumerate(arguments):
+        if argument == option and n + 1 < len(arguments):
+            return arguments[n + 1]
+        if argument.startswith(option + "="):
+            return argument.split("=", 1)[1]
+    return None
+
+
+def _stop_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # runs the finally below: the tracking server is stopped too
+
+
 def summary_table(run) -> str:
     """The headline metrics of ``run`` as a Markdown table, under their MLflow names."""
     rows = ["| metric | value |", "|---|---|"]
@@ -51,7 +74,8 @@ def summary_table(run) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the exit code."""
     args = build_parser().parse_args(argv)
-    trainer_args = [a for a in args.trainer_args if a != "--"] or DEFAULT_TRAINER_ARGS
+    trainer_args = with_defaults([a for a in args.trainer_args if a != "--"])
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
     from mlflow.tracking import MlflowClient
 
@@ -78,13 +102,19 @@ def main(argv: list[str] | None = None) -> int:
         run_name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
         command = [sys.executable, "-m", "trainer", "--run-name", run_name, *trainer_args]
         print("running:", " ".join(command[1:]), f"(data: {env.get('CIFAR10_DATA') or 'download'})", flush=True)
-        code = subprocess.call(command, env=env)
+        try:
+            code = subprocess.call(command, env=env)
+        except KeyboardInterrupt:  # Ctrl-C reached the trainer too; it marks its run KILLED
+            code = 130
         if code != 0:
             print(f"error: the trainer exited with code {code}", file=sys.stderr)
             return code
         client = MlflowClient(server.url)
         experiment = client.get_experiment_by_name(env["MLFLOW_EXPERIMENT_NAME"])
-        run = client.search_runs([experiment.experiment_id], f"attributes.run_name = '{run_name}'", max_results=1)[0]
+        key = option_value(trainer_args, "--run-key")
+        # A resumed run keeps the name it was first given; its key finds it.
+        found = f"tags.`mlflow-multicloud.run_key` = '{key}'" if key else f"attributes.run_name = '{run_name}'"
+        run = client.search_runs([experiment.experiment_id], found, max_results=1)[0]
         print()
         print(f"run {run.info.run_id} ({run.info.status}), cloud={run.data.tags.get('cloud')}, read back from MLflow:")
         print(summary_table(run))

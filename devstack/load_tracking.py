@@ -60,10 +60,12 @@ def parallel_runs(tracking_uri: str, admin_uri: str, database: str, trainer_args
     log_dir.mkdir(parents=True, exist_ok=True)
     processes = []
     started = time.monotonic()
+    # An experiment or run id inherited from the caller would pin every trainer to it.
+    inherited = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")}
     for n in range(runs):
         log = open(log_dir / f"trainer-{n}.log", "wb")  # noqa: SIM115 - closed below
         command = [sys.executable, "-m", "trainer", *trainer_args, "--run-name", f"load-{n}"]
-        processes.append((subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **env, "MLFLOW_TRACKING_URI": tracking_uri},
+        processes.append((subprocess.Popen(command, cwd=REPO_ROOT, env={**inherited, **env, "MLFLOW_TRACKING_URI": tracking_uri},
                                            stdout=log, stderr=subprocess.STDOUT), log))  # fmt: skip
     peak, samples, stop = [0], [0], threading.Event()
 

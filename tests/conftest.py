@@ -11,6 +11,7 @@ import contextlib
 
 import io
 import os
+import sys
 import pickle
 import tarfile
 import warnings
@@ -177,4 +178,23 @@ def global_tracking_uri(uri: str):
 
     with _use_tracking_uri(uri):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _no_mlflow_state_leaks():
+    """Put MLflow's process-wide state back after each test: ``mlflow.set_experiment`` and
+    ``set_tracking_uri`` also write ``MLFLOW_EXPERIMENT_ID``/``MLFLOW_TRACKING_URI`` into
+    os.environ, which every later subprocess (the trainer) would inherit."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("MLFLOW_") and k not in saved]:
+        del os.environ[key]
+    os.environ.update(saved)
+    if "mlflow" in sys.modules:
+        import mlflow
+        from mlflow.tracking import fluent
+
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        fluent._active_experiment_id = None
 

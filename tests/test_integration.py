@@ -92,7 +92,9 @@ def test_a_worse_model_does_not_take_the_champion_alias(runs, tracking_server, m
     client, weak, strong, _ = runs
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server.url)
     weak_model = next(v for v in client.search_model_versions(f"name='{MODEL}'") if v.run_id == weak.info.run_id)
-    version, promoted = tracking.register(weak_model.source, MODEL, weak.info.run_id, weak.data.metrics["test_accuracy"])
+    # Another run with the weak model's accuracy (the same run would get its own version back).
+    other = client.create_run(weak.info.experiment_id)
+    version, promoted = tracking.register(weak_model.source, MODEL, other.info.run_id, weak.data.metrics["test_accuracy"])
     assert not promoted
     assert client.get_model_version_by_alias(MODEL, tracking.CHAMPION_ALIAS).run_id == strong.info.run_id
     assert int(version) == 3

@@ -19,7 +19,7 @@ DEFAULT_CACHE = Path.home() / ".cache" / "mlflow-multicloud" / "cifar10"
 
 EPILOG = """\
 environment:
-  MLFLOW_TRACKING_URI      tracking server (default: MLflow's local ./mlruns)
+  MLFLOW_TRACKING_URI      tracking server (default: MLflow's local store in the current folder)
   MLFLOW_EXPERIMENT_NAME   experiment (default: alexnet-cifar10)
   MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD   basic-auth credentials
   CIFAR10_DATA, CIFAR10_CACHE, CIFAR10_URL, CLOUD, TRAINING_RUN, TRAINER_RUN_KEY   defaults of the options above

@@ -215,7 +215,7 @@ def _train_and_log(
         version, promoted = tracking.register(info.model_uri, args.register_as, run_id, final.test_accuracy)
         mlflow.set_tags({"registered_model": args.register_as, "registered_version": version, "champion": str(promoted).lower()})
     metrics["runtime"] = earlier_runtime + time.perf_counter() - started
-    # runtime is the run's last metric: a resumed run that has it is complete (see _completed_earlier).
+    # runtime is the run's last metric: a resumed run that has it is complete (see _train_and_log's start).
     mlflow.log_metric("runtime", metrics["runtime"])
     if not args.no_checkpoint and not args.keep_checkpoints:
         checkpoint.delete_all(run_id)

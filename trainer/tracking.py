@@ -29,7 +29,7 @@ DEFAULT_MODEL_NAME = "alexnet-cifar10"
 CHAMPION_ALIAS = "champion"
 MODEL_ARTIFACT = "model"
 PREDICTIONS_ARTIFACT = "test_predictions.json"
-#: The first test images with their labels; the inference service shows them as its sample grid.
+#: 64 test images picked at random (seed 0) with their labels; the inference service shows them as its sample grid.
 SAMPLES_ARTIFACT = "test_samples.npz"
 SAMPLE_COUNT = 64
 
