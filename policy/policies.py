@@ -454,20 +454,47 @@ def _node_problems(cloud: str, node_types: Iterable[Any], count: float | None) -
         yield f"the node pool has {count if count is not None else 'an unset number of'} nodes; the comparison needs {NODE_COUNT}"
 
 
-def _eks_node_group(props: Mapping[str, Any]) -> Iterator[str]:
+def _per_zone(count: Any, zones: int) -> float | None:
+    number = _number(count)
+    return number * zones if number is not None else None
+
+
+def _eks_nodes(props: Mapping[str, Any]) -> float | None:
+    """The group's size when min, max and desired agree (a fixed size), else None."""
     scaling = _dict(props.get("scalingConfig"))
     sizes = {_number(scaling.get(k)) for k in ("minSize", "maxSize", "desiredSize")}
-    yield from _node_problems("aws", _items(props.get("instanceTypes")) or ["(none)"], sizes.pop() if len(sizes) == 1 else None)
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _gke_nodes(props: Mapping[str, Any]) -> float | None:
+    """nodeCount is per zone: a regional pool without nodeLocations runs in 3 zones."""
+    zones = len(_items(props.get("nodeLocations"))) or (1 if str(props.get("location", "")).count("-") >= 2 else 3)
+    return _per_zone(props.get("nodeCount"), zones)
+
+
+def _ibm_nodes(props: Mapping[str, Any]) -> float | None:
+    """A VPC cluster's default pool or an extra worker pool: workerCount is per zone."""
+    return _per_zone(props.get("workerCount"), len(_items(props.get("zones"))) or 1)
+
+
+#: Node pool resource type -> how many nodes it runs (None when that is not a fixed number).
+NODE_COUNTERS: dict[str, Callable[[Mapping[str, Any]], float | None]] = {
+    "aws:eks/nodeGroup:NodeGroup": _eks_nodes,
+    "gcp:container/nodePool:NodePool": _gke_nodes,
+    "ibm:index/containerVpcCluster:ContainerVpcCluster": _ibm_nodes,
+    "ibm:index/containerVpcWorkerPool:ContainerVpcWorkerPool": _ibm_nodes,
+}
+
+
+def _eks_node_group(props: Mapping[str, Any]) -> Iterator[str]:
+    yield from _node_problems("aws", _items(props.get("instanceTypes")) or ["(none)"], _eks_nodes(props))
 
 
 def _gke_node_pool(props: Mapping[str, Any]) -> Iterator[str]:
     if props.get("autoscaling"):
         yield "the node pool autoscales; the comparison needs a fixed 3 nodes"
     machine = _dict(props.get("nodeConfig")).get("machineType") or "(default e2-medium)"
-    # nodeCount is per zone: a regional pool without nodeLocations runs in 3 zones.
-    zones = len(_items(props.get("nodeLocations"))) or (1 if str(props.get("location", "")).count("-") >= 2 else 3)
-    per_zone = _number(props.get("nodeCount"))
-    yield from _node_problems("gcp", [machine], per_zone * zones if per_zone is not None else None)
+    yield from _node_problems("gcp", [machine], _gke_nodes(props))
 
 
 def _gke_cluster(props: Mapping[str, Any]) -> Iterator[str]:
@@ -477,31 +504,17 @@ def _gke_cluster(props: Mapping[str, Any]) -> Iterator[str]:
         yield "GKE: set removeDefaultNodePool so that only the 3-node pool runs workloads"
 
 
-def _pool_nodes(resource_type: str, props: Mapping[str, Any]) -> float:
-    """How many nodes a node pool resource runs (0 for anything else)."""
-    if resource_type == "aws:eks/nodeGroup:NodeGroup":
-        return _number(_dict(props.get("scalingConfig")).get("desiredSize")) or 0
-    if resource_type == "gcp:container/nodePool:NodePool":
-        zones = len(_items(props.get("nodeLocations"))) or (1 if str(props.get("location", "")).count("-") >= 2 else 3)
-        return (_number(props.get("nodeCount")) or 0) * zones
-    if resource_type in ("ibm:index/containerVpcCluster:ContainerVpcCluster", "ibm:index/containerVpcWorkerPool:ContainerVpcWorkerPool"):
-        return (_number(props.get("workerCount")) or 0) * (len(_items(props.get("zones"))) or 1)
-    return 0
+def _ibm_workers(props: Mapping[str, Any]) -> Iterator[str]:
+    yield from _node_problems("ibm", [str(props.get("flavor"))], _ibm_nodes(props))
 
 
 def _total_nodes(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    pools = [(r, _pool_nodes(r.resource_type, r.props)) for r in args.resources]
-    pools = [(r, n) for r, n in pools if n]
+    counted = [(r, NODE_COUNTERS[r.resource_type](r.props)) for r in args.resources if r.resource_type in NODE_COUNTERS]
+    pools = [(r, n) for r, n in counted if n]  # an unfixed size is node-pool-size's violation already
     total = sum(n for _, n in pools)
     if pools and total != NODE_COUNT:
         names = ", ".join(f"{r.name} ({n:g})" for r, n in pools)
         report_violation(f"the stack runs {total:g} nodes in all ({names}); the comparison needs {NODE_COUNT}", None)
-
-
-def _ibm_workers(props: Mapping[str, Any]) -> Iterator[str]:
-    """A VPC cluster's default pool or an extra worker pool: workerCount is per zone."""
-    per_zone, zones = _number(props.get("workerCount")), len(_items(props.get("zones"))) or 1
-    yield from _node_problems("ibm", [str(props.get("flavor"))], per_zone * zones if per_zone is not None else None)
 
 
 # --------------------------------------------------------------------------- the pack

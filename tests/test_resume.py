@@ -149,7 +149,8 @@ def test_the_resumed_run_reaches_the_uninterrupted_accuracy(resumed, reference, 
 def test_checkpoints_are_removed_once_the_model_is_logged(resumed, client):
     run, _ = resumed
     assert client.list_artifacts(run.info.run_id, checkpoint.FOLDER) == []
-    assert any(f.path == tracking.MODEL_ARTIFACT for f in client.list_artifacts(run.info.run_id)) or run.data.tags.get("registered_version")
+    # The model itself stays: its registered version still resolves to this run.
+    assert client.get_model_version(MODEL, run.data.tags["registered_version"]).run_id == run.info.run_id
 
 
 def test_a_finished_run_key_is_not_trained_again(resumed, env, client, training_tree, cache):

@@ -134,26 +134,31 @@ def _env(props: dict, name: str) -> dict:
     return next(e for e in _pod(props)["containers"][0]["env"] if e["name"] == name)
 
 
+def _parent(props: dict, path: str) -> tuple[Any, str | int]:
+    """The container holding a dotted path's last part (list indexes as numbers), and that part."""
+    *parents, last = path.split(".")
+    target: Any = props
+    for part in parents:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    return target, int(last) if isinstance(target, list) else last
+
+
 def _set(path: str, value: Any) -> Callable[[dict], None]:
-    """A mutation that sets a dotted path (list indexes as numbers)."""
+    """A mutation that sets a dotted path."""
 
     def mutate(props: dict) -> None:
-        *parents, last = path.split(".")
-        target: Any = props
-        for part in parents:
-            target = target[int(part)] if isinstance(target, list) else target[part]
-        target[int(last) if isinstance(target, list) else last] = value
+        target, key = _parent(props, path)
+        target[key] = value
 
     return mutate
 
 
 def _drop(path: str) -> Callable[[dict], None]:
+    """A mutation that deletes a dotted path."""
+
     def mutate(props: dict) -> None:
-        *parents, last = path.split(".")
-        target: Any = props
-        for part in parents:
-            target = target[int(part)] if isinstance(target, list) else target[part]
-        del target[last]
+        target, key = _parent(props, path)
+        del target[key]
 
     return mutate
 
