@@ -206,8 +206,9 @@ def test_the_default_retry_budget_is_about_a_minute():
 
 
 def test_the_tracking_server_rides_out_a_postgres_restart(tmp_path):
-    """PostgreSQL stops under a running server: requests fail with a 5xx meanwhile, and once the
-    database is back the same server process answers again (pool_pre_ping replaces dead connections)."""
+    """PostgreSQL stops under a running server: requests fail meanwhile (a 5xx, or under load no answer
+    within 10 s), and once the database is back the same server process answers again
+    (pool_pre_ping replaces dead connections)."""
     database = start_postgres()
     try:
         with start_mlflow_server(database.create_database("mlflow"), str(tmp_path / "artifacts"), tmp_path / "server.log", workers=2) as server:
@@ -216,7 +217,10 @@ def test_the_tracking_server_rides_out_a_postgres_restart(tmp_path):
             search = f"{server.url}/api/2.0/mlflow/experiments/get?experiment_id={experiment}"
             assert requests.get(search, timeout=30).ok
             database.stop("fast")
-            during = requests.get(search, timeout=60)
+            try:  # a 5xx, or no answer while the server's database driver waits: both count as "failing"
+                during = str(requests.get(search, timeout=10).status_code)
+            except requests.exceptions.Timeout:
+                during = "no answer in 10 s"
             database.start()
             back_at, recovered = time.monotonic(), None
             while time.monotonic() < back_at + 60:
@@ -230,6 +234,6 @@ def test_the_tracking_server_rides_out_a_postgres_restart(tmp_path):
             assert client.get_run(run.info.run_id).data.metrics == {"after_restart": 1.0}
     finally:
         database.destroy()
-    print(f"\nduring the outage the server answered {during.status_code}; it served again {recovered:.2f} s after PostgreSQL was back")
-    assert during.status_code >= 500
+    print(f"\nduring the outage the server answered {during}; it served again {recovered:.2f} s after PostgreSQL was back")
+    assert during == "no answer in 10 s" or int(during) >= 500
     assert recovered is not None, "the server never recovered"
